@@ -1,0 +1,287 @@
+//! Ports: the traits every deployment implements. `rez-runtime` only ever talks to these;
+//! `rez-local` implements them on SQLite and the AWS adapter on DynamoDB/SNS/SQS.
+//!
+//! The suite in `rez-local/tests/port_suite` (exported as `rez_testkit::port_suite`)
+//! is written against these traits only, so every adapter runs the same checks.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+use crate::auth::{ApiKeyId, ApiKeyRecord};
+use crate::id::MessageId;
+use crate::message::{CreatedBy, Message, MessageType, Stage};
+use crate::notify::NotifyPayload;
+use crate::routing::QueueName;
+use crate::status::{IllegalTransition, Status};
+use crate::time::{Timestamp, serde_rfc3339, serde_rfc3339_opt};
+
+/// Errors of any store or queue adapter.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    IllegalTransition(#[from] IllegalTransition),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid cursor")]
+    InvalidCursor,
+    /// The backend failed (disk, network, throttling). Retryable.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Data in the store could not be decoded. A bug or a manual edit.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One page of a listing, newest first, with an opaque cursor for the next page.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Filters of `GET /api/messages`.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub status: Option<Status>,
+    pub message_type: Option<MessageType>,
+    pub stage: Option<Stage>,
+    pub created_by: Option<CreatedBy>,
+    pub created_after: Option<Timestamp>,
+    pub created_before: Option<Timestamp>,
+    /// 1..=100.
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+/// Result of [`MessageStore::submit`].
+#[derive(Debug, Clone)]
+pub enum Submitted {
+    /// Stored and queued now.
+    Created(Message),
+    /// The idempotency key was used within the last 24 h: this is the first message.
+    Existing(Message),
+}
+
+impl Submitted {
+    pub fn message(&self) -> &Message {
+        match self {
+            Submitted::Created(m) | Submitted::Existing(m) => m,
+        }
+    }
+
+    pub fn into_message(self) -> Message {
+        match self {
+            Submitted::Created(m) | Submitted::Existing(m) => m,
+        }
+    }
+}
+
+/// How long an idempotency key holds.
+pub const IDEMPOTENCY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// Durable message storage *and* routing. `submit` both stores a message and makes it
+/// deliverable on every queue subscribed to its topic; an adapter must never leave a
+/// stored message unqueued for good (locally: one transaction; on AWS: put, publish,
+/// mark queued, plus a sweeper for messages left in `created`).
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    /// Store `message` (status `created`) and enqueue it. Returns it as `queued`, or the
+    /// earlier message with the same idempotency key.
+    async fn submit(&self, message: Message) -> StoreResult<Submitted>;
+    async fn get(&self, id: &MessageId) -> StoreResult<Option<Message>>;
+    async fn list(&self, filter: &MessageFilter) -> StoreResult<Page<Message>>;
+    /// Re-queue a `failed` or `dead_lettered` message on its primary queue with a fresh
+    /// receive count (removing it from the DLQ if it is there).
+    async fn retry(&self, id: &MessageId) -> StoreResult<Message>;
+    /// A cheap round trip to the backend, for deep health checks.
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// A message received from a queue, invisible to other consumers until its visibility
+/// timeout ends or it is completed, failed or released.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub queue: QueueName,
+    /// Opaque handle for this receive; stale after the message is redelivered.
+    pub receipt: String,
+    pub message: Message,
+    /// 1 on first delivery.
+    pub receive_count: u32,
+}
+
+/// Whether another attempt can succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Retry with backoff until the receive limit, then dead-letter.
+    Transient,
+    /// Dead-letter now: retrying cannot help (e.g. the payload was rejected downstream).
+    Permanent,
+}
+
+/// What happened to a failed delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Visible again at this time.
+    Retrying { visible_at: Timestamp },
+    DeadLettered,
+}
+
+/// SQS semantics: at-least-once, batches of up to [`MAX_BATCH`], visibility timeout,
+/// receive counts, a DLQ after [`MAX_RECEIVES`] receives, retention of 4 days.
+pub const MAX_BATCH: usize = 10;
+pub const MAX_RECEIVES: u32 = 3;
+pub const RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(4);
+pub const DEFAULT_VISIBILITY: Duration = Duration::from_secs(6 * 60);
+
+/// Depth and age of one queue and its DLQ.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct QueueStats {
+    pub queue: QueueName,
+    /// Waiting to be received (visible now or after a backoff).
+    pub depth: u64,
+    /// Received and not yet completed.
+    pub in_flight: u64,
+    /// Age in seconds of the oldest message still in the queue (waiting or in flight).
+    pub oldest_age_seconds: f64,
+    pub dlq_depth: u64,
+}
+
+/// A message in a dead-letter queue.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeadLetter {
+    pub message: Message,
+    pub source_queue: QueueName,
+    pub receive_count: u32,
+    #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub dead_lettered_date: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Which dead letters to redrive.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RedriveSelector {
+    All,
+    Queue(QueueName),
+    Ids(Vec<MessageId>),
+}
+
+/// Queue consumption. Completing or failing a delivery also moves the message's status
+/// (`completed`, `failed`, `dead_lettered`), so status and queue never disagree.
+#[async_trait]
+pub trait Queues: Send + Sync + 'static {
+    /// Up to `max` (≤ [`MAX_BATCH`]) visible messages; marks them `processing`.
+    /// Messages already received [`MAX_RECEIVES`] times go to the DLQ instead.
+    async fn receive(&self, queue: QueueName, max: usize, visibility: Duration) -> StoreResult<Vec<Delivery>>;
+    /// Done: remove from the queue and mark `completed`.
+    async fn complete(&self, delivery: &Delivery) -> StoreResult<()>;
+    /// Failed: back off and retry, or dead-letter.
+    async fn fail(&self, delivery: &Delivery, error: &str, kind: FailureKind) -> StoreResult<FailOutcome>;
+    /// Give a delivery back untouched (shutdown): visible again now.
+    async fn release(&self, delivery: &Delivery) -> StoreResult<()>;
+    /// Resolve when `queue` may have work, or after `timeout`.
+    async fn wait_for_work(&self, queue: QueueName, timeout: Duration);
+    async fn stats(&self) -> StoreResult<Vec<QueueStats>>;
+    async fn dead_letters(&self, queue: Option<QueueName>, limit: usize, cursor: Option<String>) -> StoreResult<Page<DeadLetter>>;
+    /// Move dead letters back to their source queue; returns how many moved.
+    async fn redrive(&self, selector: &RedriveSelector) -> StoreResult<u64>;
+    /// Drop a dead letter for good; false if it was not in a DLQ.
+    async fn delete_dead_letter(&self, id: &MessageId) -> StoreResult<bool>;
+}
+
+/// Delivery state of an inbox entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// A push is being attempted.
+    Pending,
+    /// The push server accepted it.
+    Delivered,
+    /// The last attempt failed; another may follow.
+    Failed,
+    /// No push server is configured: the inbox is the only destination.
+    InboxOnly,
+}
+
+/// One notification, as kept in the inbox.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct InboxEntry {
+    pub message_id: MessageId,
+    pub notification: NotifyPayload,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Id the push server gave the notification, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_id: Option<String>,
+    #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_date: Timestamp,
+    #[serde(with = "serde_rfc3339_opt", skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub delivered_date: Option<Timestamp>,
+}
+
+/// The outcome of one push attempt, as recorded.
+#[derive(Debug, Clone)]
+pub enum AttemptOutcome {
+    Delivered { push_id: Option<String> },
+    Failed { error: String },
+    InboxOnly,
+}
+
+/// The notification inbox. It is also the record that makes the notification processor
+/// idempotent: a push recorded as delivered is never pushed again.
+#[async_trait]
+pub trait Inbox: Send + Sync + 'static {
+    /// Create the entry for `message_id` if it does not exist; return the entry as stored.
+    async fn open(&self, message_id: &MessageId, notification: &NotifyPayload) -> StoreResult<InboxEntry>;
+    /// Record one attempt (increments `attempts`).
+    async fn record(&self, message_id: &MessageId, outcome: AttemptOutcome) -> StoreResult<InboxEntry>;
+    async fn get(&self, message_id: &MessageId) -> StoreResult<Option<InboxEntry>>;
+    async fn list(&self, state: Option<DeliveryState>, limit: usize, cursor: Option<String>) -> StoreResult<Page<InboxEntry>>;
+}
+
+/// API key storage. Keys are stored as SHA-256 hashes only.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync + 'static {
+    async fn insert(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    async fn get(&self, id: &ApiKeyId) -> StoreResult<Option<ApiKeyRecord>>;
+    async fn list(&self) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Returns false if there was no such active key.
+    async fn revoke(&self, id: &ApiKeyId, at: Timestamp) -> StoreResult<bool>;
+}
+
+/// What a push server said about one notification.
+#[derive(Debug, Clone, Default)]
+pub struct PushReceipt {
+    /// The id the push server assigned, if it returned one.
+    pub push_id: Option<String>,
+}
+
+/// Why a push failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PushError {
+    /// Worth retrying later (5xx, 429, timeout, connection reset).
+    #[error("push failed (transient): {message}")]
+    Transient { message: String, retry_after: Option<Duration> },
+    /// Retrying cannot help (4xx other than 429, a refused destination).
+    #[error("push failed (permanent): {message}")]
+    Permanent { message: String },
+}
+
+/// A push-notification channel (ntfy). Implementations retry 5xx/429 a few times inside
+/// one call (honouring `Retry-After`) and then report; the queue retries beyond that.
+#[async_trait]
+pub trait Notifier: Send + Sync + 'static {
+    async fn push(&self, message_id: &MessageId, notification: &NotifyPayload) -> Result<PushReceipt, PushError>;
+}
