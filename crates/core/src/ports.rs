@@ -94,8 +94,8 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Store `message` (status `created`) and enqueue it. Returns it as `queued`, or the
     /// earlier message with the same idempotency key.
     async fn submit(&self, message: Message) -> StoreResult<Submitted>;
-    async fn get(&self, id: &MessageId) -> StoreResult<Option<Message>>;
-    async fn list(&self, filter: &MessageFilter) -> StoreResult<Page<Message>>;
+    async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>>;
+    async fn list_messages(&self, filter: &MessageFilter) -> StoreResult<Page<Message>>;
     /// Re-queue a `failed` or `dead_lettered` message on its primary queue with a fresh
     /// receive count (removing it from the DLQ if it is there).
     async fn retry(&self, id: &MessageId) -> StoreResult<Message>;
@@ -247,16 +247,16 @@ pub trait Inbox: Send + Sync + 'static {
     async fn open(&self, message_id: &MessageId, notification: &NotifyPayload) -> StoreResult<InboxEntry>;
     /// Record one attempt (increments `attempts`).
     async fn record(&self, message_id: &MessageId, outcome: AttemptOutcome) -> StoreResult<InboxEntry>;
-    async fn get(&self, message_id: &MessageId) -> StoreResult<Option<InboxEntry>>;
-    async fn list(&self, state: Option<DeliveryState>, limit: usize, cursor: Option<String>) -> StoreResult<Page<InboxEntry>>;
+    async fn get_entry(&self, message_id: &MessageId) -> StoreResult<Option<InboxEntry>>;
+    async fn list_entries(&self, state: Option<DeliveryState>, limit: usize, cursor: Option<String>) -> StoreResult<Page<InboxEntry>>;
 }
 
 /// API key storage. Keys are stored as SHA-256 hashes only.
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync + 'static {
     async fn insert(&self, key: &ApiKeyRecord) -> StoreResult<()>;
-    async fn get(&self, id: &ApiKeyId) -> StoreResult<Option<ApiKeyRecord>>;
-    async fn list(&self) -> StoreResult<Vec<ApiKeyRecord>>;
+    async fn get_key(&self, id: &ApiKeyId) -> StoreResult<Option<ApiKeyRecord>>;
+    async fn list_keys(&self) -> StoreResult<Vec<ApiKeyRecord>>;
     /// Returns false if there was no such active key.
     async fn revoke(&self, id: &ApiKeyId, at: Timestamp) -> StoreResult<bool>;
 }

@@ -1,0 +1,260 @@
+//! The database handle: one writer thread with group commit, and a pool of readers.
+//!
+//! Why a writer thread: SQLite allows one writer at a time, and an fsync per request
+//! caps throughput at the disk's fsync rate. The writer takes every write job that is
+//! waiting, runs each in its own savepoint (one job's failure rolls back only that job),
+//! commits once, and only then answers the callers. So every acknowledged write is
+//! durable, and N concurrent writes cost one fsync.
+
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rez_core::ports::{StoreError, StoreResult};
+use rez_core::routing::QueueName;
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::migrations;
+
+/// Most jobs folded into one commit.
+const MAX_GROUP: usize = 1024;
+/// Readers kept open for reuse.
+const MAX_IDLE_READERS: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open database {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("migration {version} failed: {source}")]
+    Migration { version: u32, source: rusqlite::Error },
+    #[error("database {path} has schema version {found}, newer than this build knows ({known}); upgrade rez")]
+    TooNew { path: PathBuf, found: u32, known: u32 },
+    #[error("cannot start the writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// What a write job can touch besides the transaction: queues to wake after commit.
+pub struct WriteCtx<'a> {
+    pub tx: &'a Transaction<'a>,
+    woken: &'a mut HashSet<QueueName>,
+}
+
+impl WriteCtx<'_> {
+    /// Wake consumers of `queue` once this write is committed.
+    pub fn wake(&mut self, queue: QueueName) {
+        self.woken.insert(queue);
+    }
+}
+
+type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Completion) + Send>;
+
+struct Shared {
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+    wakers: Vec<(QueueName, watch::Sender<u64>)>,
+}
+
+/// Cheap to clone; all clones share the writer thread and the reader pool.
+#[derive(Clone)]
+pub struct Db {
+    jobs: mpsc::UnboundedSender<Job>,
+    shared: Arc<Shared>,
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Self, DbError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| DbError::Open {
+                path: path.to_owned(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        }
+        let mut writer = open_conn(path, true)?;
+        migrations::run(&mut writer, path)?;
+
+        let wakers = QueueName::ALL.iter().map(|q| (*q, watch::channel(0u64).0)).collect();
+        let shared = Arc::new(Shared { path: path.to_owned(), readers: Mutex::new(Vec::new()), wakers });
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let for_thread = shared.clone();
+        std::thread::Builder::new()
+            .name("rez-sqlite-writer".into())
+            .spawn(move || writer_loop(writer, rx, for_thread))
+            .map_err(DbError::Thread)?;
+        Ok(Self { jobs, shared })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Run `f` in the next group commit; resolves after the commit is durable.
+    pub async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |ctx| {
+            let result = f(ctx);
+            let ok = result.is_ok();
+            let completion: Completion = Box::new(move |commit| {
+                let out = match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+                };
+                let _ = reply.send(out);
+            });
+            (ok, completion)
+        });
+        self.jobs.send(job).map_err(|_| StoreError::Unavailable("the database writer has stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Unavailable("the database writer dropped a job".into()))?
+    }
+
+    /// Run `f` on a pooled read connection, off the async threads.
+    pub async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = shared.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => open_conn(&shared.path, false).map_err(|e| StoreError::Unavailable(e.to_string()))?,
+            };
+            let out = f(&conn);
+            let mut pool = shared.readers.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+    }
+
+    /// A receiver that changes whenever work is committed to `queue` by this process.
+    pub fn subscribe(&self, queue: QueueName) -> watch::Receiver<u64> {
+        self.shared
+            .wakers
+            .iter()
+            .find(|(q, _)| *q == queue)
+            .map(|(_, tx)| tx.subscribe())
+            .unwrap_or_else(|| watch::channel(0).1)
+    }
+
+    /// A consistent snapshot of the whole database into `dest` (`VACUUM INTO`).
+    pub async fn backup(&self, dest: PathBuf) -> StoreResult<()> {
+        self.read(move |c| {
+            c.execute("VACUUM INTO ?1", [dest.to_string_lossy()]).map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn open_conn(path: &Path, writer: bool) -> Result<Connection, DbError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| DbError::Open { path: path.to_owned(), source })?;
+    let setup = || -> rusqlite::Result<()> {
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a commit is on disk before the writer answers. Group commit pays for it.
+        conn.pragma_update(None, "synchronous", if writer { "FULL" } else { "NORMAL" })?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // Small page caches keep idle memory low; the working set is small and hot.
+        conn.pragma_update(None, "cache_size", if writer { -2048 } else { -512 })?;
+        Ok(())
+    };
+    setup().map_err(|source| DbError::Open { path: path.to_owned(), source })?;
+    Ok(conn)
+}
+
+fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, shared: Arc<Shared>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(64);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
+        let mut woken = HashSet::new();
+        let commit = run_group(&mut conn, &mut batch, &mut completions, &mut woken);
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, jobs = completions.len(), "group commit failed");
+        }
+        let ok = commit.is_ok();
+        for c in completions.drain(..) {
+            c(commit.clone());
+        }
+        if ok {
+            for q in woken {
+                if let Some((_, tx)) = shared.wakers.iter().find(|(n, _)| *n == q) {
+                    tx.send_modify(|v| *v = v.wrapping_add(1));
+                }
+            }
+        }
+    }
+    tracing::debug!("database writer stopped");
+}
+
+fn run_group(
+    conn: &mut Connection,
+    batch: &mut Vec<Job>,
+    completions: &mut Vec<Completion>,
+    woken: &mut HashSet<QueueName>,
+) -> Result<(), String> {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            // Answer every job with the failure; nothing ran.
+            let msg = e.to_string();
+            for job in batch.drain(..) {
+                let _ = job; // dropping the job drops its reply sender: the caller sees an error
+            }
+            return Err(msg);
+        }
+    };
+    for job in batch.drain(..) {
+        if let Err(e) = tx.execute_batch("SAVEPOINT job") {
+            drop(job);
+            tracing::error!(error = %e, "savepoint failed");
+            continue;
+        }
+        let mut job_woken = HashSet::new();
+        let mut ctx = WriteCtx { tx: &tx, woken: &mut job_woken };
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut ctx)));
+        match outcome {
+            Ok((true, completion)) => {
+                let _ = tx.execute_batch("RELEASE job");
+                woken.extend(job_woken);
+                completions.push(completion);
+            }
+            Ok((false, completion)) => {
+                let _ = tx.execute_batch("ROLLBACK TO job; RELEASE job");
+                completions.push(completion);
+            }
+            Err(_) => {
+                tracing::error!("a write job panicked; its changes were rolled back");
+                let _ = tx.execute_batch("ROLLBACK TO job; RELEASE job");
+            }
+        }
+    }
+    tx.commit().map_err(|e| e.to_string())
+}
+
+/// Map a SQLite error to the port's error.
+pub(crate) fn sql(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}

@@ -1,0 +1,59 @@
+//! `rez-local` implements rez_agent's ports on one embedded SQLite database (WAL mode):
+//! the message store, durable topics and queues with SQS semantics, the notification
+//! inbox and API keys. It is what `rez serve` runs on.
+//!
+//! All writes go through one writer thread that commits in groups ([`db::Db`]): every
+//! accepted write is durable (`synchronous=FULL`) before its caller hears back, and
+//! concurrent writers share one fsync. Reads use a small pool of connections.
+
+mod codec;
+pub mod db;
+mod inbox;
+mod keys;
+pub mod lease;
+mod messages;
+mod migrations;
+mod queues;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rez_core::clock::Clock;
+
+pub use db::{Db, DbError};
+pub use queues::QueueConfig;
+
+/// All local adapters over one database.
+#[derive(Clone)]
+pub struct LocalStore {
+    pub(crate) db: Db,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: QueueConfig,
+    /// This process's id in the `instances` table; in-flight deliveries carry it.
+    pub(crate) instance: Arc<str>,
+}
+
+impl LocalStore {
+    /// Open (creating and migrating if needed) the database at `path`.
+    pub fn open(path: &Path, clock: Arc<dyn Clock>, config: QueueConfig) -> Result<Self, DbError> {
+        let db = Db::open(path)?;
+        let instance: Arc<str> = format!("inst_{}", ulid::Ulid::new()).into();
+        Ok(Self { db, clock, config, instance })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.instance
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+}

@@ -1,0 +1,164 @@
+//! `MessageStore` on SQLite: storing a message and enqueuing it on every queue
+//! subscribed to its topic happen in one transaction, so no accepted message can be
+//! stored but never queued.
+
+use async_trait::async_trait;
+use rez_core::message::Message;
+use rez_core::ports::{IDEMPOTENCY_WINDOW, MessageFilter, MessageStore, Page, StoreError, StoreResult, Submitted};
+use rez_core::routing::{primary_queue, topic_for};
+use rez_core::status::Status;
+use rez_core::MessageId;
+use rusqlite::OptionalExtension;
+use rusqlite::types::Value as SqlValue;
+
+use crate::LocalStore;
+use crate::codec::{MESSAGE_COLUMNS, insert_message, load_message, message_from_row, set_status};
+use crate::db::sql;
+
+#[async_trait]
+impl MessageStore for LocalStore {
+    async fn submit(&self, message: Message) -> StoreResult<Submitted> {
+        if message.status != Status::Created {
+            return Err(StoreError::Conflict(format!("a new message must be `created`, not `{}`", message.status)));
+        }
+        let now = self.clock.now();
+        self.db
+            .write(move |ctx| {
+                let tx = ctx.tx;
+                let mut message = message;
+                if let Some(key) = &message.idempotency_key {
+                    let found: Option<(String, i64)> = tx
+                        .prepare_cached("SELECT message_id, created_ms FROM idempotency_keys WHERE key = ?1")
+                        .map_err(sql)?
+                        .query_row([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                        .map_err(sql)?;
+                    if let Some((id, created_ms)) = found {
+                        if created_ms > (now - IDEMPOTENCY_WINDOW).timestamp_millis()
+                            && let Some(existing) = load_message(tx, &id)?
+                        {
+                            return Ok(Submitted::Existing(existing));
+                        }
+                        tx.execute("DELETE FROM idempotency_keys WHERE key = ?1", [key.as_str()]).map_err(sql)?;
+                    }
+                    tx.prepare_cached("INSERT INTO idempotency_keys (key, message_id, created_ms) VALUES (?1, ?2, ?3)")
+                        .map_err(sql)?
+                        .execute(rusqlite::params![key.as_str(), message.id.as_str(), now.timestamp_millis()])
+                        .map_err(sql)?;
+                }
+                message.status = Status::Created.transition(Status::Queued)?;
+                message.updated_date = now;
+                insert_message(tx, &message)?;
+                let now_ms = now.timestamp_millis();
+                let mut enqueue = tx
+                    .prepare_cached(
+                        "INSERT INTO queue_items (queue, message_id, source_queue, visible_ms, enqueued_ms) VALUES (?1, ?2, ?1, ?3, ?3)",
+                    )
+                    .map_err(sql)?;
+                for queue in topic_for(message.message_type).subscribers() {
+                    enqueue.execute(rusqlite::params![queue.as_str(), message.id.as_str(), now_ms]).map_err(sql)?;
+                    ctx.wake(*queue);
+                }
+                Ok(Submitted::Created(message))
+            })
+            .await
+    }
+
+    async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>> {
+        let id = id.as_str().to_owned();
+        self.db.read(move |c| load_message(c, &id)).await
+    }
+
+    async fn list_messages(&self, filter: &MessageFilter) -> StoreResult<Page<Message>> {
+        let f = filter.clone();
+        self.db
+            .read(move |c| {
+                let mut clauses: Vec<&str> = Vec::new();
+                let mut params: Vec<SqlValue> = Vec::new();
+                if let Some(s) = f.status {
+                    clauses.push("status = ?");
+                    params.push(SqlValue::Text(s.as_str().into()));
+                }
+                if let Some(t) = f.message_type {
+                    clauses.push("message_type = ?");
+                    params.push(SqlValue::Text(t.as_str().into()));
+                }
+                if let Some(s) = f.stage {
+                    clauses.push("stage = ?");
+                    params.push(SqlValue::Text(s.as_str().into()));
+                }
+                if let Some(b) = f.created_by {
+                    clauses.push("created_by = ?");
+                    params.push(SqlValue::Text(b.as_str().into()));
+                }
+                if let Some(a) = f.created_after {
+                    clauses.push("created_ms >= ?");
+                    params.push(SqlValue::Integer(a.timestamp_millis()));
+                }
+                if let Some(b) = f.created_before {
+                    clauses.push("created_ms < ?");
+                    params.push(SqlValue::Integer(b.timestamp_millis()));
+                }
+                if let Some(cur) = &f.cursor {
+                    let id = MessageId::parse(cur).map_err(|_| StoreError::InvalidCursor)?;
+                    clauses.push("id < ?");
+                    params.push(SqlValue::Text(id.as_str().into()));
+                }
+                let limit = f.limit.clamp(1, 100);
+                let where_ = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+                let q = format!("SELECT {MESSAGE_COLUMNS} FROM messages {where_} ORDER BY id DESC LIMIT {}", limit + 1);
+                let mut stmt = c.prepare(&q).map_err(sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(sql)?;
+                let mut items = Vec::new();
+                while let Some(r) = rows.next().map_err(sql)? {
+                    items.push(message_from_row(r, 0)?);
+                }
+                let next_cursor = if items.len() > limit {
+                    items.truncate(limit);
+                    items.last().map(|m| m.id.to_string())
+                } else {
+                    None
+                };
+                Ok(Page { items, next_cursor })
+            })
+            .await
+    }
+
+    async fn retry(&self, id: &MessageId) -> StoreResult<Message> {
+        let id = id.clone();
+        let now = self.clock.now();
+        self.db
+            .write(move |ctx| {
+                let tx = ctx.tx;
+                let mut m = load_message(tx, id.as_str())?.ok_or_else(|| StoreError::NotFound(format!("message {id}")))?;
+                if !matches!(m.status, Status::Failed | Status::DeadLettered) {
+                    return Err(StoreError::Conflict(format!(
+                        "only failed or dead-lettered messages can be retried; {id} is {}",
+                        m.status
+                    )));
+                }
+                set_status(tx, &mut m, Status::Queued, None, false, now)?;
+                let queue = primary_queue(m.message_type);
+                tx.execute("DELETE FROM queue_items WHERE message_id = ?1", [id.as_str()]).map_err(sql)?;
+                tx.execute(
+                    "INSERT INTO queue_items (queue, message_id, source_queue, visible_ms, enqueued_ms) VALUES (?1, ?2, ?1, ?3, ?3)",
+                    rusqlite::params![queue.as_str(), id.as_str(), now.timestamp_millis()],
+                )
+                .map_err(sql)?;
+                ctx.wake(queue);
+                Ok(m)
+            })
+            .await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.db
+            .read(|c| {
+                c.query_row("SELECT count(*) FROM instances", [], |r| r.get::<_, i64>(0)).map_err(sql)?;
+                Ok(())
+            })
+            .await?;
+        // The writer must answer too: a deep health check that passes while writes hang is a lie.
+        self.db.write(|_| Ok(())).await
+    }
+}

@@ -1,0 +1,115 @@
+//! Versioned schema migrations, tracked in `PRAGMA user_version`. Each migration runs in
+//! its own transaction; a database newer than this build is refused rather than touched.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::db::DbError;
+
+/// Migrations in order; index + 1 is the version they bring the schema to.
+const MIGRATIONS: &[&str] = &[
+    // 1: messages, idempotency keys, queues, inbox, API keys, process leases.
+    r#"
+    CREATE TABLE messages (
+        id              TEXT PRIMARY KEY,
+        created_ms      INTEGER NOT NULL,
+        updated_ms      INTEGER NOT NULL,
+        created_by      TEXT NOT NULL,
+        stage           TEXT NOT NULL,
+        message_type    TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        idempotency_key TEXT,
+        retry_count     INTEGER NOT NULL DEFAULT 0,
+        error_message   TEXT,
+        version         TEXT NOT NULL,
+        payload         TEXT NOT NULL,
+        arguments       TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX messages_by_status ON messages(status, id);
+    CREATE INDEX messages_by_type ON messages(message_type, id);
+
+    CREATE TABLE idempotency_keys (
+        key        TEXT PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_keys_by_age ON idempotency_keys(created_ms);
+
+    -- One row per message per queue. `queue` is a queue or a DLQ name.
+    -- Waiting: receipt IS NULL. In flight: receipt set, visible_ms = end of visibility.
+    CREATE TABLE queue_items (
+        queue            TEXT NOT NULL,
+        message_id       TEXT NOT NULL,
+        source_queue     TEXT NOT NULL,
+        visible_ms       INTEGER NOT NULL,
+        enqueued_ms      INTEGER NOT NULL,
+        receive_count    INTEGER NOT NULL DEFAULT 0,
+        receipt          TEXT,
+        owner            TEXT,
+        last_error       TEXT,
+        dead_lettered_ms INTEGER,
+        PRIMARY KEY (queue, message_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX queue_items_by_visibility ON queue_items(queue, visible_ms);
+    CREATE INDEX queue_items_by_owner ON queue_items(owner) WHERE owner IS NOT NULL;
+    CREATE INDEX queue_items_by_message ON queue_items(message_id);
+
+    CREATE TABLE inbox (
+        message_id   TEXT PRIMARY KEY,
+        notification TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        last_error   TEXT,
+        push_id      TEXT,
+        created_ms   INTEGER NOT NULL,
+        delivered_ms INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX inbox_by_state ON inbox(state, message_id);
+
+    CREATE TABLE api_keys (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        scope      TEXT NOT NULL,
+        hash       BLOB NOT NULL,
+        created_ms INTEGER NOT NULL,
+        revoked_ms INTEGER
+    ) WITHOUT ROWID;
+
+    -- Live processes. In-flight work of a process whose heartbeat stops is redelivered.
+    CREATE TABLE instances (
+        id           TEXT PRIMARY KEY,
+        pid          INTEGER NOT NULL,
+        started_ms   INTEGER NOT NULL,
+        heartbeat_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this build writes.
+pub const LATEST: u32 = MIGRATIONS.len() as u32;
+
+pub fn run(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+    let current: u32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|source| DbError::Migration { version: 0, source })?;
+    if current > LATEST {
+        return Err(DbError::TooNew { path: path.to_owned(), found: current, known: LATEST });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i as u32 + 1;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+            .map_err(|source| DbError::Migration { version, source })?;
+        // Re-check under the lock: another process may have migrated meanwhile.
+        let now: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|source| DbError::Migration { version, source })?;
+        if now >= version {
+            continue;
+        }
+        tx.execute_batch(sql).map_err(|source| DbError::Migration { version, source })?;
+        tx.pragma_update(None, "user_version", version).map_err(|source| DbError::Migration { version, source })?;
+        tx.commit().map_err(|source| DbError::Migration { version, source })?;
+        tracing::info!(version, "database migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,434 @@
+//! Durable queues with SQS semantics on SQLite: receive batches with a visibility
+//! timeout, receive counts, exponential backoff after a failure, a dead-letter queue
+//! after [`MAX_RECEIVES`] receives, redrive, and 4-day retention.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::Rng;
+use rez_core::MessageId;
+use rez_core::ports::{
+    DeadLetter, Delivery, FailOutcome, FailureKind, MAX_BATCH, MAX_RECEIVES, Page, Queues, QueueStats, RETENTION,
+    RedriveSelector, StoreError, StoreResult,
+};
+use rez_core::routing::{QueueName, primary_queue};
+use rez_core::status::Status;
+use rez_core::time::Timestamp;
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::LocalStore;
+use crate::codec::{MESSAGE_COLUMNS, load_message, message_from_row, set_status, ts};
+use crate::db::sql;
+
+/// Queue tuning shared by all local queues.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// Delay before the first retry; doubles per receive, with ±20 % jitter.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self { backoff_base: Duration::from_secs(2), backoff_max: Duration::from_secs(5 * 60) }
+    }
+}
+
+impl QueueConfig {
+    /// Backoff after the `receive_count`-th failed receive.
+    pub fn backoff(&self, receive_count: u32) -> Duration {
+        let exp = 2u32.saturating_pow(receive_count.saturating_sub(1).min(20));
+        let base = self.backoff_base.saturating_mul(exp).min(self.backoff_max);
+        let jitter = rand::rng().random_range(0.8..1.2);
+        base.mul_f64(jitter)
+    }
+}
+
+fn dlq_of(name: &str) -> Option<QueueName> {
+    QueueName::ALL.into_iter().find(|q| q.dlq_name() == name)
+}
+
+/// Move one item to its DLQ and mark the message dead-lettered (if the state machine allows).
+fn dead_letter(tx: &Connection, queue: QueueName, id: &str, error: Option<&str>, now: Timestamp) -> StoreResult<()> {
+    let now_ms = now.timestamp_millis();
+    tx.prepare_cached(
+        "UPDATE queue_items SET queue = ?3, receipt = NULL, owner = NULL, visible_ms = ?4, dead_lettered_ms = ?4, \
+         last_error = COALESCE(?5, last_error) WHERE queue = ?1 AND message_id = ?2",
+    )
+    .map_err(sql)?
+    .execute(rusqlite::params![queue.as_str(), id, queue.dlq_name(), now_ms, error])
+    .map_err(sql)?;
+    if queue == primary_queue_of(tx, id)?
+        && let Some(mut m) = load_message(tx, id)?
+        && m.status.can_transition(Status::DeadLettered)
+    {
+        set_status(tx, &mut m, Status::DeadLettered, error, false, now)?;
+    }
+    tracing::warn!(message_id = id, queue = %queue, "message dead-lettered");
+    Ok(())
+}
+
+fn primary_queue_of(tx: &Connection, id: &str) -> StoreResult<QueueName> {
+    let t: Option<String> =
+        tx.query_row("SELECT message_type FROM messages WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(sql)?;
+    let t = t.ok_or_else(|| StoreError::NotFound(format!("message {id}")))?;
+    let t = rez_core::MessageType::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("message_type {t}")))?;
+    Ok(primary_queue(t))
+}
+
+/// Check that `receipt` still holds `id` on `queue`.
+fn check_receipt(tx: &Connection, d: &Delivery) -> StoreResult<()> {
+    let held: Option<Option<String>> = tx
+        .prepare_cached("SELECT receipt FROM queue_items WHERE queue = ?1 AND message_id = ?2")
+        .map_err(sql)?
+        .query_row([d.queue.as_str(), d.message.id.as_str()], |r| r.get(0))
+        .optional()
+        .map_err(sql)?;
+    match held {
+        Some(Some(r)) if r == d.receipt => Ok(()),
+        _ => Err(StoreError::Conflict(format!(
+            "receipt for {} on {} is stale (the message was redelivered or removed)",
+            d.message.id, d.queue
+        ))),
+    }
+}
+
+#[async_trait]
+impl Queues for LocalStore {
+    async fn receive(&self, queue: QueueName, max: usize, visibility: Duration) -> StoreResult<Vec<Delivery>> {
+        let max = max.clamp(1, MAX_BATCH);
+        let now = self.clock.now();
+        let owner = self.instance.clone();
+        let vis_ms = i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX / 2);
+        self.db
+            .write(move |ctx| {
+                let tx = ctx.tx;
+                let now_ms = now.timestamp_millis();
+                let candidates: Vec<(String, u32)> = {
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "SELECT message_id, receive_count FROM queue_items WHERE queue = ?1 AND visible_ms <= ?2 \
+                             ORDER BY visible_ms LIMIT ?3",
+                        )
+                        .map_err(sql)?;
+                    let rows = stmt
+                        .query_map(rusqlite::params![queue.as_str(), now_ms, max as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .map_err(sql)?;
+                    rows.collect::<Result<_, _>>().map_err(sql)?
+                };
+                let mut out = Vec::with_capacity(candidates.len());
+                for (id, count) in candidates {
+                    if count >= MAX_RECEIVES {
+                        // Received the maximum number of times without success (e.g. the
+                        // consumer crashed each time): dead-letter instead of delivering.
+                        dead_letter(tx, queue, &id, Some("maximum receives exceeded"), now)?;
+                        continue;
+                    }
+                    let Some(mut m) = load_message(tx, &id)? else {
+                        tx.execute("DELETE FROM queue_items WHERE queue = ?1 AND message_id = ?2", [queue.as_str(), &id])
+                            .map_err(sql)?;
+                        continue;
+                    };
+                    if queue == primary_queue(m.message_type) {
+                        if m.status == Status::Failed {
+                            set_status(tx, &mut m, Status::Queued, None, false, now)?;
+                        }
+                        if !m.status.can_transition(Status::Processing) {
+                            tracing::warn!(message_id = %m.id, status = %m.status, "dropping queue item of a message that cannot be processed");
+                            tx.execute("DELETE FROM queue_items WHERE queue = ?1 AND message_id = ?2", [queue.as_str(), &id])
+                                .map_err(sql)?;
+                            continue;
+                        }
+                        set_status(tx, &mut m, Status::Processing, None, false, now)?;
+                    }
+                    let receipt = ulid::Ulid::new().to_string();
+                    tx.prepare_cached(
+                        "UPDATE queue_items SET receive_count = receive_count + 1, receipt = ?3, owner = ?4, visible_ms = ?5 \
+                         WHERE queue = ?1 AND message_id = ?2",
+                    )
+                    .map_err(sql)?
+                    .execute(rusqlite::params![queue.as_str(), id, receipt, &*owner, now_ms + vis_ms])
+                    .map_err(sql)?;
+                    out.push(Delivery { queue, receipt, message: m, receive_count: count + 1 });
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn complete(&self, d: &Delivery) -> StoreResult<()> {
+        let d = d.clone();
+        let now = self.clock.now();
+        self.db
+            .write(move |ctx| {
+                let tx = ctx.tx;
+                check_receipt(tx, &d)?;
+                tx.prepare_cached("DELETE FROM queue_items WHERE queue = ?1 AND message_id = ?2")
+                    .map_err(sql)?
+                    .execute([d.queue.as_str(), d.message.id.as_str()])
+                    .map_err(sql)?;
+                if d.queue == primary_queue(d.message.message_type) {
+                    let mut m = load_message(tx, d.message.id.as_str())?
+                        .ok_or_else(|| StoreError::NotFound(format!("message {}", d.message.id)))?;
+                    set_status(tx, &mut m, Status::Completed, None, false, now)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn fail(&self, d: &Delivery, error: &str, kind: FailureKind) -> StoreResult<FailOutcome> {
+        let d = d.clone();
+        let error: String = error.chars().take(2000).collect();
+        let now = self.clock.now();
+        let backoff = self.config.backoff(d.receive_count);
+        self.db
+            .write(move |ctx| {
+                let tx = ctx.tx;
+                check_receipt(tx, &d)?;
+                let id = d.message.id.as_str();
+                let primary = d.queue == primary_queue(d.message.message_type);
+                if kind == FailureKind::Permanent || d.receive_count >= MAX_RECEIVES {
+                    if primary
+                        && let Some(mut m) = load_message(tx, id)?
+                    {
+                        set_status(tx, &mut m, Status::Failed, Some(&error), true, now)?;
+                    }
+                    dead_letter(tx, d.queue, id, Some(&error), now)?;
+                    return Ok(FailOutcome::DeadLettered);
+                }
+                let visible_at = now + chrono::Duration::from_std(backoff).unwrap_or(chrono::Duration::seconds(1));
+                tx.prepare_cached(
+                    "UPDATE queue_items SET receipt = NULL, owner = NULL, visible_ms = ?3, last_error = ?4 \
+                     WHERE queue = ?1 AND message_id = ?2",
+                )
+                .map_err(sql)?
+                .execute(rusqlite::params![d.queue.as_str(), id, visible_at.timestamp_millis(), error])
+                .map_err(sql)?;
+                if primary && let Some(mut m) = load_message(tx, id)? {
+                    set_status(tx, &mut m, Status::Failed, Some(&error), true, now)?;
+                }
+                Ok(FailOutcome::Retrying { visible_at })
+            })
+            .await
+    }
+
+    async fn release(&self, d: &Delivery) -> StoreResult<()> {
+        let d = d.clone();
+        let now_ms = self.now_ms();
+        self.db
+            .write(move |ctx| {
+                let tx = ctx.tx;
+                check_receipt(tx, &d)?;
+                tx.execute(
+                    "UPDATE queue_items SET receipt = NULL, owner = NULL, visible_ms = ?3, \
+                     receive_count = MAX(receive_count - 1, 0) WHERE queue = ?1 AND message_id = ?2",
+                    rusqlite::params![d.queue.as_str(), d.message.id.as_str(), now_ms],
+                )
+                .map_err(sql)?;
+                ctx.wake(d.queue);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn wait_for_work(&self, queue: QueueName, timeout: Duration) {
+        let mut rx = self.db.subscribe(queue);
+        rx.borrow_and_update();
+        // Work committed by another process sharing the database, or a backoff ending,
+        // does not ring our bell: sleep no longer than until the next item is due.
+        let now_ms = self.now_ms();
+        let next_due = self
+            .db
+            .read(move |c| {
+                c.query_row(
+                    "SELECT MIN(visible_ms) FROM queue_items WHERE queue = ?1",
+                    [queue.as_str()],
+                    |r| r.get::<_, Option<i64>>(0),
+                )
+                .map_err(sql)
+            })
+            .await
+            .ok()
+            .flatten();
+        let mut wait = timeout;
+        if let Some(due) = next_due {
+            let until = Duration::from_millis(u64::try_from(due - now_ms).unwrap_or(0));
+            wait = wait.min(until);
+        }
+        if wait.is_zero() {
+            return;
+        }
+        let _ = tokio::time::timeout(wait, rx.changed()).await;
+    }
+
+    async fn stats(&self) -> StoreResult<Vec<QueueStats>> {
+        let now_ms = self.now_ms();
+        self.db
+            .read(move |c| {
+                let mut out = Vec::new();
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT COALESCE(SUM(receipt IS NULL), 0), COALESCE(SUM(receipt IS NOT NULL), 0), MIN(enqueued_ms) \
+                         FROM queue_items WHERE queue = ?1",
+                    )
+                    .map_err(sql)?;
+                let mut dlq = c.prepare_cached("SELECT COUNT(*) FROM queue_items WHERE queue = ?1").map_err(sql)?;
+                for q in QueueName::ALL {
+                    let (depth, in_flight, oldest): (i64, i64, Option<i64>) =
+                        stmt.query_row([q.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(sql)?;
+                    let dlq_depth: i64 = dlq.query_row([q.dlq_name()], |r| r.get(0)).map_err(sql)?;
+                    out.push(QueueStats {
+                        queue: q,
+                        depth: depth.max(0) as u64,
+                        in_flight: in_flight.max(0) as u64,
+                        oldest_age_seconds: oldest.map(|o| (now_ms - o).max(0) as f64 / 1000.0).unwrap_or(0.0),
+                        dlq_depth: dlq_depth.max(0) as u64,
+                    });
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn dead_letters(&self, queue: Option<QueueName>, limit: usize, cursor: Option<String>) -> StoreResult<Page<DeadLetter>> {
+        let limit = limit.clamp(1, 100);
+        self.db
+            .read(move |c| {
+                let dlqs: Vec<&str> = match queue {
+                    Some(q) => vec![q.dlq_name()],
+                    None => QueueName::ALL.iter().map(|q| q.dlq_name()).collect(),
+                };
+                let cursor = match cursor {
+                    Some(cur) => Some(MessageId::parse(&cur).map_err(|_| StoreError::InvalidCursor)?),
+                    None => None,
+                };
+                let placeholders = dlqs.iter().map(|_| "?").collect::<Vec<_>>().join(",");
+                let q = format!(
+                    "SELECT q.queue, q.source_queue, q.receive_count, q.dead_lettered_ms, q.last_error, {cols} \
+                     FROM queue_items q JOIN messages m ON m.id = q.message_id \
+                     WHERE q.queue IN ({placeholders}) {cur} ORDER BY q.message_id DESC LIMIT {lim}",
+                    cols = MESSAGE_COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", "),
+                    cur = if cursor.is_some() { "AND q.message_id < ?" } else { "" },
+                    lim = limit + 1,
+                );
+                let mut params: Vec<String> = dlqs.iter().map(|s| s.to_string()).collect();
+                if let Some(c) = &cursor {
+                    params.push(c.to_string());
+                }
+                let mut stmt = c.prepare(&q).map_err(sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(sql)?;
+                let mut items = Vec::new();
+                while let Some(r) = rows.next().map_err(sql)? {
+                    let source: String = r.get(1).map_err(sql)?;
+                    items.push(DeadLetter {
+                        source_queue: QueueName::parse(&source).ok_or_else(|| StoreError::Corrupt(format!("queue {source}")))?,
+                        receive_count: r.get(2).map_err(sql)?,
+                        dead_lettered_date: ts(r.get::<_, Option<i64>>(3).map_err(sql)?.unwrap_or(0))?,
+                        last_error: r.get(4).map_err(sql)?,
+                        message: message_from_row(r, 5)?,
+                    });
+                }
+                let next_cursor = if items.len() > limit {
+                    items.truncate(limit);
+                    items.last().map(|d| d.message.id.to_string())
+                } else {
+                    None
+                };
+                Ok(Page { items, next_cursor })
+            })
+            .await
+    }
+
+    async fn redrive(&self, selector: &RedriveSelector) -> StoreResult<u64> {
+        let selector = selector.clone();
+        let now = self.clock.now();
+        self.db
+            .write(move |ctx| {
+                let tx = ctx.tx;
+                let rows: Vec<(String, String, String)> = {
+                    let mut stmt = tx
+                        .prepare("SELECT queue, message_id, source_queue FROM queue_items WHERE dead_lettered_ms IS NOT NULL")
+                        .map_err(sql)?;
+                    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(sql)?;
+                    rows.collect::<Result<_, _>>().map_err(sql)?
+                };
+                let mut moved = 0u64;
+                for (dlq, id, source) in rows {
+                    let Some(src) = dlq_of(&dlq) else { continue };
+                    let wanted = match &selector {
+                        RedriveSelector::All => true,
+                        RedriveSelector::Queue(q) => *q == src,
+                        RedriveSelector::Ids(ids) => ids.iter().any(|i| i.as_str() == id),
+                    };
+                    if !wanted || source != src.as_str() {
+                        continue;
+                    }
+                    tx.execute(
+                        "UPDATE queue_items SET queue = ?3, receive_count = 0, receipt = NULL, owner = NULL, visible_ms = ?4, \
+                         enqueued_ms = ?4, dead_lettered_ms = NULL WHERE queue = ?1 AND message_id = ?2",
+                        rusqlite::params![dlq, id, src.as_str(), now.timestamp_millis()],
+                    )
+                    .map_err(sql)?;
+                    if let Some(mut m) = load_message(tx, &id)?
+                        && src == primary_queue(m.message_type)
+                        && m.status.can_transition(Status::Queued)
+                    {
+                        set_status(tx, &mut m, Status::Queued, None, false, now)?;
+                    }
+                    ctx.wake(src);
+                    moved += 1;
+                }
+                if moved > 0 {
+                    tracing::info!(moved, "dead letters redriven");
+                }
+                Ok(moved)
+            })
+            .await
+    }
+
+    async fn delete_dead_letter(&self, id: &MessageId) -> StoreResult<bool> {
+        let id = id.clone();
+        self.db
+            .write(move |ctx| {
+                let n = ctx
+                    .tx
+                    .execute("DELETE FROM queue_items WHERE message_id = ?1 AND dead_lettered_ms IS NOT NULL", [id.as_str()])
+                    .map_err(sql)?;
+                Ok(n > 0)
+            })
+            .await
+    }
+}
+
+impl LocalStore {
+    /// Drop queue items older than the retention period (4 days). A message whose item
+    /// expires before it was processed is marked with an error so the loss is visible.
+    pub async fn enforce_retention(&self) -> StoreResult<u64> {
+        let now = self.clock.now();
+        let cutoff = (now - RETENTION).timestamp_millis();
+        self.db
+            .write(move |ctx| {
+                let tx = ctx.tx;
+                let expired: Vec<(String, String)> = {
+                    let mut stmt = tx.prepare("SELECT queue, message_id FROM queue_items WHERE enqueued_ms < ?1").map_err(sql)?;
+                    let rows = stmt.query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql)?;
+                    rows.collect::<Result<_, _>>().map_err(sql)?
+                };
+                for (queue, id) in &expired {
+                    tx.execute("DELETE FROM queue_items WHERE queue = ?1 AND message_id = ?2", [queue, id]).map_err(sql)?;
+                    if let Some(mut m) = load_message(tx, id)?
+                        && !m.status.is_terminal()
+                        && m.status.can_transition(Status::DeadLettered)
+                    {
+                        set_status(tx, &mut m, Status::DeadLettered, Some("expired: retention period of 4 days ended"), false, now)?;
+                    }
+                    tracing::warn!(message_id = %id, queue = %queue, "queue item expired after the retention period");
+                }
+                tx.execute("DELETE FROM idempotency_keys WHERE created_ms < ?1", [(now - rez_core::ports::IDEMPOTENCY_WINDOW).timestamp_millis()])
+                    .map_err(sql)?;
+                Ok(expired.len() as u64)
+            })
+            .await
+    }
+}

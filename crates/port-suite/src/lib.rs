@@ -1,0 +1,337 @@
+//! The port conformance suite. Every adapter of `MessageStore`, `Queues`, `Inbox` and
+//! `ApiKeyStore` runs these same checks (Garage's one-suite-for-all-backends model), so
+//! the embedded and the AWS deployment behave the same.
+//!
+//! An adapter's test file implements [`Fixture`] and expands [`port_suite!`], which makes
+//! one `#[tokio::test]` per check. Timing-dependent checks use real, short durations
+//! (visibility timeouts and backoffs of a few hundred ms) so they also hold on a remote
+//! emulator whose clock we cannot pause.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rez_core::auth::{ApiKeyId, ApiKeyRecord, Scope};
+use rez_core::clock::{Clock, SystemClock};
+use rez_core::message::{CreatedBy, IdempotencyKey, Message, MessageType, NewMessage, Stage};
+use rez_core::notify::NotifyPayload;
+use rez_core::ports::*;
+use rez_core::routing::QueueName;
+use rez_core::status::Status;
+
+/// Everything the suite needs from one adapter.
+pub trait Store: MessageStore + Queues + Inbox + ApiKeyStore {}
+impl<T: MessageStore + Queues + Inbox + ApiKeyStore> Store for T {}
+
+/// Builds a fresh, empty store. The store's retry backoff must be at most
+/// [`Fixture::MAX_BACKOFF`] for the first two retries.
+#[async_trait]
+pub trait Fixture: Send + Sync {
+    const MAX_BACKOFF: Duration = Duration::from_millis(500);
+    async fn fresh(&self) -> Arc<dyn Store>;
+}
+
+const VIS: Duration = Duration::from_secs(30);
+
+fn msg(t: MessageType, payload: serde_json::Value) -> Message {
+    let new = NewMessage {
+        message_type: t,
+        stage: Stage::Dev,
+        payload: payload.as_object().cloned().unwrap_or_default(),
+        arguments: Default::default(),
+        idempotency_key: None,
+    };
+    Message::create(new, CreatedBy::Api, SystemClock.now())
+}
+
+fn notify(text: &str) -> Message {
+    msg(MessageType::Notify, serde_json::json!({ "message": text }))
+}
+
+async fn receive_all(s: &dyn Store, q: QueueName, vis: Duration) -> Vec<Delivery> {
+    s.receive(q, 10, vis).await.expect("receive")
+}
+
+/// Receive until something arrives or `within` passes.
+async fn receive_eventually(s: &dyn Store, q: QueueName, within: Duration) -> Vec<Delivery> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let got = receive_all(s, q, VIS).await;
+        if !got.is_empty() || tokio::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn submit_stores_and_queues(s: Arc<dyn Store>) {
+    let m = notify("hello");
+    let id = m.id.clone();
+    let out = s.submit(m).await.unwrap();
+    assert!(matches!(out, Submitted::Created(_)));
+    assert_eq!(out.message().status, Status::Queued);
+    let got = s.get_message(&id).await.unwrap().expect("stored");
+    assert_eq!(got.status, Status::Queued);
+    assert_eq!(got.payload["message"], "hello");
+    assert_eq!(got.created_by, CreatedBy::Api);
+    let d = receive_all(&*s, QueueName::Notifications, VIS).await;
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].message.id, id);
+    assert_eq!(d[0].receive_count, 1);
+    assert_eq!(d[0].message.status, Status::Processing);
+}
+
+pub async fn routes_by_message_type(s: Arc<dyn Store>) {
+    let w = msg(MessageType::WebAction, serde_json::json!({"action": "weather"}));
+    let wid = w.id.clone();
+    s.submit(w).await.unwrap();
+    assert!(receive_all(&*s, QueueName::Notifications, VIS).await.is_empty());
+    let d = receive_all(&*s, QueueName::WebActions, VIS).await;
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].message.id, wid);
+}
+
+pub async fn rejects_non_created_submissions(s: Arc<dyn Store>) {
+    let mut m = notify("x");
+    m.status = Status::Completed;
+    assert!(s.submit(m).await.is_err());
+}
+
+pub async fn idempotency_key_returns_first_message(s: Arc<dyn Store>) {
+    let mut a = notify("a");
+    a.idempotency_key = Some(IdempotencyKey::parse("key-1").unwrap());
+    let mut b = notify("b");
+    b.idempotency_key = Some(IdempotencyKey::parse("key-1").unwrap());
+    let first = s.submit(a).await.unwrap();
+    let second = s.submit(b).await.unwrap();
+    assert!(matches!(second, Submitted::Existing(_)));
+    assert_eq!(first.message().id, second.message().id);
+    assert_eq!(second.message().payload["message"], "a");
+    // Only one queue item exists.
+    let d = receive_all(&*s, QueueName::Notifications, VIS).await;
+    assert_eq!(d.len(), 1);
+}
+
+pub async fn batches_of_at_most_ten(s: Arc<dyn Store>) {
+    for i in 0..15 {
+        s.submit(notify(&format!("m{i}"))).await.unwrap();
+    }
+    let a = s.receive(QueueName::Notifications, 50, VIS).await.unwrap();
+    assert_eq!(a.len(), 10);
+    let b = s.receive(QueueName::Notifications, 10, VIS).await.unwrap();
+    assert_eq!(b.len(), 5);
+    assert!(receive_all(&*s, QueueName::Notifications, VIS).await.is_empty(), "in-flight messages are invisible");
+}
+
+pub async fn complete_removes_and_completes(s: Arc<dyn Store>) {
+    s.submit(notify("x")).await.unwrap();
+    let d = receive_all(&*s, QueueName::Notifications, VIS).await.remove(0);
+    s.complete(&d).await.unwrap();
+    assert_eq!(s.get_message(&d.message.id).await.unwrap().unwrap().status, Status::Completed);
+    let stats = s.stats().await.unwrap();
+    let q = stats.iter().find(|q| q.queue == QueueName::Notifications).unwrap();
+    assert_eq!((q.depth, q.in_flight, q.dlq_depth), (0, 0, 0));
+    // Completing twice is refused: the receipt is gone.
+    assert!(s.complete(&d).await.is_err());
+}
+
+pub async fn visibility_timeout_redelivers(s: Arc<dyn Store>) {
+    s.submit(notify("x")).await.unwrap();
+    let first = s.receive(QueueName::Notifications, 1, Duration::from_millis(300)).await.unwrap().remove(0);
+    let second = receive_eventually(&*s, QueueName::Notifications, Duration::from_secs(5)).await.remove(0);
+    assert_eq!(second.message.id, first.message.id);
+    assert_eq!(second.receive_count, 2);
+    assert!(s.complete(&first).await.is_err(), "a stale receipt cannot complete");
+    s.complete(&second).await.unwrap();
+}
+
+pub async fn failure_backs_off_then_redelivers(s: Arc<dyn Store>) {
+    s.submit(notify("x")).await.unwrap();
+    let d = receive_all(&*s, QueueName::Notifications, VIS).await.remove(0);
+    let out = s.fail(&d, "ntfy said 503", FailureKind::Transient).await.unwrap();
+    assert!(matches!(out, FailOutcome::Retrying { .. }));
+    let m = s.get_message(&d.message.id).await.unwrap().unwrap();
+    assert_eq!(m.status, Status::Failed);
+    assert_eq!(m.error_message.as_deref(), Some("ntfy said 503"));
+    assert_eq!(m.retry_count, 1);
+    let again = receive_eventually(&*s, QueueName::Notifications, Duration::from_secs(5)).await.remove(0);
+    assert_eq!(again.receive_count, 2);
+    assert_eq!(again.message.status, Status::Processing);
+}
+
+async fn fail_to_dlq(s: &dyn Store) -> Message {
+    s.submit(notify("doomed")).await.unwrap();
+    let mut last = None;
+    for attempt in 1..=3u32 {
+        let d = receive_eventually(s, QueueName::Notifications, Duration::from_secs(10)).await.remove(0);
+        assert_eq!(d.receive_count, attempt);
+        let out = s.fail(&d, &format!("boom {attempt}"), FailureKind::Transient).await.unwrap();
+        if attempt < 3 {
+            assert!(matches!(out, FailOutcome::Retrying { .. }), "attempt {attempt}");
+        } else {
+            assert_eq!(out, FailOutcome::DeadLettered);
+        }
+        last = Some(d.message.id);
+    }
+    s.get_message(&last.unwrap()).await.unwrap().unwrap()
+}
+
+pub async fn dead_letters_after_three_receives(s: Arc<dyn Store>) {
+    let m = fail_to_dlq(&*s).await;
+    assert_eq!(m.status, Status::DeadLettered);
+    assert_eq!(m.error_message.as_deref(), Some("boom 3"));
+    let page = s.dead_letters(Some(QueueName::Notifications), 10, None).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].message.id, m.id);
+    assert_eq!(page.items[0].source_queue, QueueName::Notifications);
+    assert_eq!(page.items[0].last_error.as_deref(), Some("boom 3"));
+    let stats = s.stats().await.unwrap();
+    assert_eq!(stats.iter().find(|q| q.queue == QueueName::Notifications).unwrap().dlq_depth, 1);
+    assert!(receive_all(&*s, QueueName::Notifications, VIS).await.is_empty());
+}
+
+pub async fn permanent_failure_dead_letters_at_once(s: Arc<dyn Store>) {
+    s.submit(notify("x")).await.unwrap();
+    let d = receive_all(&*s, QueueName::Notifications, VIS).await.remove(0);
+    assert_eq!(s.fail(&d, "400 bad request", FailureKind::Permanent).await.unwrap(), FailOutcome::DeadLettered);
+    assert_eq!(s.get_message(&d.message.id).await.unwrap().unwrap().status, Status::DeadLettered);
+}
+
+pub async fn redrive_returns_dead_letters(s: Arc<dyn Store>) {
+    let m = fail_to_dlq(&*s).await;
+    // Redriving another queue moves nothing.
+    assert_eq!(s.redrive(&RedriveSelector::Queue(QueueName::WebActions)).await.unwrap(), 0);
+    assert_eq!(s.redrive(&RedriveSelector::Ids(vec![m.id.clone()])).await.unwrap(), 1);
+    assert_eq!(s.get_message(&m.id).await.unwrap().unwrap().status, Status::Queued);
+    let d = receive_eventually(&*s, QueueName::Notifications, Duration::from_secs(5)).await.remove(0);
+    assert_eq!(d.message.id, m.id);
+    assert_eq!(d.receive_count, 1, "redrive resets the receive count");
+    s.complete(&d).await.unwrap();
+    assert_eq!(s.get_message(&m.id).await.unwrap().unwrap().status, Status::Completed);
+    assert!(s.dead_letters(None, 10, None).await.unwrap().items.is_empty());
+}
+
+pub async fn delete_dead_letter(s: Arc<dyn Store>) {
+    let m = fail_to_dlq(&*s).await;
+    assert!(s.delete_dead_letter(&m.id).await.unwrap());
+    assert!(!s.delete_dead_letter(&m.id).await.unwrap());
+    assert!(s.dead_letters(None, 10, None).await.unwrap().items.is_empty());
+    assert_eq!(s.redrive(&RedriveSelector::All).await.unwrap(), 0);
+}
+
+pub async fn retry_requeues_failed_messages(s: Arc<dyn Store>) {
+    let m = fail_to_dlq(&*s).await;
+    let r = s.retry(&m.id).await.unwrap();
+    assert_eq!(r.status, Status::Queued);
+    assert!(s.dead_letters(None, 10, None).await.unwrap().items.is_empty());
+    let d = receive_eventually(&*s, QueueName::Notifications, Duration::from_secs(5)).await.remove(0);
+    assert_eq!(d.message.id, m.id);
+    s.complete(&d).await.unwrap();
+    // A completed message cannot be retried.
+    assert!(matches!(s.retry(&m.id).await, Err(StoreError::Conflict(_))));
+    let missing = rez_core::MessageId::new(SystemClock.now());
+    assert!(matches!(s.retry(&missing).await, Err(StoreError::NotFound(_))));
+}
+
+pub async fn release_makes_visible_again(s: Arc<dyn Store>) {
+    s.submit(notify("x")).await.unwrap();
+    let d = receive_all(&*s, QueueName::Notifications, VIS).await.remove(0);
+    s.release(&d).await.unwrap();
+    let again = receive_all(&*s, QueueName::Notifications, VIS).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].receive_count, 1, "a released delivery does not count as a receive");
+}
+
+pub async fn list_filters_and_paginates(s: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let m = notify(&format!("n{i}"));
+        ids.push(m.id.clone());
+        s.submit(m).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    s.submit(msg(MessageType::WebAction, serde_json::json!({}))).await.unwrap();
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = s
+            .list_messages(&MessageFilter { message_type: Some(MessageType::Notify), limit: 3, cursor: cursor.clone(), ..Default::default() })
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 3);
+        seen.extend(page.items.iter().map(|m| m.id.clone()));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "newest first, every notify message exactly once");
+    let queued = s.list_messages(&MessageFilter { status: Some(Status::Queued), limit: 100, ..Default::default() }).await.unwrap();
+    assert_eq!(queued.items.len(), 8);
+    let none = s.list_messages(&MessageFilter { status: Some(Status::Completed), limit: 100, ..Default::default() }).await.unwrap();
+    assert!(none.items.is_empty());
+    let bad = s.list_messages(&MessageFilter { limit: 10, cursor: Some("garbage".into()), ..Default::default() }).await;
+    assert!(matches!(bad, Err(StoreError::InvalidCursor)));
+}
+
+pub async fn inbox_is_keyed_by_message(s: Arc<dyn Store>) {
+    let id = rez_core::MessageId::new(SystemClock.now());
+    let n = NotifyPayload::text("hi");
+    let e = s.open(&id, &n).await.unwrap();
+    assert_eq!((e.state, e.attempts), (DeliveryState::Pending, 0));
+    let e = s.record(&id, AttemptOutcome::Failed { error: "503".into() }).await.unwrap();
+    assert_eq!((e.state, e.attempts), (DeliveryState::Failed, 1));
+    let e = s.record(&id, AttemptOutcome::Delivered { push_id: Some("abc".into()) }).await.unwrap();
+    assert_eq!((e.state, e.attempts), (DeliveryState::Delivered, 2));
+    assert_eq!(e.push_id.as_deref(), Some("abc"));
+    // Opening again returns the recorded entry, not a fresh one.
+    let again = s.open(&id, &NotifyPayload::text("other")).await.unwrap();
+    assert_eq!(again.state, DeliveryState::Delivered);
+    assert_eq!(again.notification.message, "hi");
+    let page = s.list_entries(Some(DeliveryState::Delivered), 10, None).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+}
+
+pub async fn api_keys_store_hashes_and_revoke(s: Arc<dyn Store>) {
+    let rec = ApiKeyRecord {
+        id: ApiKeyId::new(SystemClock.now()),
+        name: "ci".into(),
+        scope: Scope::Write,
+        hash: [7u8; 32],
+        created_date: SystemClock.now(),
+        revoked_date: None,
+    };
+    s.insert(&rec).await.unwrap();
+    let got = s.get_key(&rec.id).await.unwrap().unwrap();
+    assert_eq!((got.hash, got.scope, got.name.as_str()), (rec.hash, Scope::Write, "ci"));
+    assert!(s.revoke(&rec.id, SystemClock.now()).await.unwrap());
+    assert!(!s.revoke(&rec.id, SystemClock.now()).await.unwrap());
+    assert!(s.get_key(&rec.id).await.unwrap().unwrap().revoked_date.is_some());
+    assert_eq!(s.list_keys().await.unwrap().len(), 1);
+}
+
+/// Expand the whole suite for one adapter: `port_suite!(MyFixture);` where `MyFixture:
+/// Fixture + Default`.
+#[macro_export]
+macro_rules! port_suite {
+    ($fixture:ty) => {
+        $crate::port_suite!(@tests $fixture;
+            submit_stores_and_queues, routes_by_message_type, rejects_non_created_submissions,
+            idempotency_key_returns_first_message, batches_of_at_most_ten, complete_removes_and_completes,
+            visibility_timeout_redelivers, failure_backs_off_then_redelivers, dead_letters_after_three_receives,
+            permanent_failure_dead_letters_at_once, redrive_returns_dead_letters, delete_dead_letter,
+            retry_requeues_failed_messages, release_makes_visible_again, list_filters_and_paginates,
+            inbox_is_keyed_by_message, api_keys_store_hashes_and_revoke);
+    };
+    (@tests $fixture:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let fixture = <$fixture as ::core::default::Default>::default();
+                let store = $crate::Fixture::fresh(&fixture).await;
+                $crate::$name(store).await;
+            }
+        )*
+    };
+}
