@@ -245,8 +245,8 @@ pub enum AttemptOutcome {
 pub trait Inbox: Send + Sync + 'static {
     /// Create the entry for `message_id` if it does not exist; return the entry as stored.
     async fn open(&self, message_id: &MessageId, notification: &NotifyPayload) -> StoreResult<InboxEntry>;
-    /// Record one attempt (increments `attempts`).
-    async fn record(&self, message_id: &MessageId, outcome: AttemptOutcome) -> StoreResult<InboxEntry>;
+    /// Record one attempt (increments `attempts`), creating the entry if needed.
+    async fn record(&self, message_id: &MessageId, notification: &NotifyPayload, outcome: AttemptOutcome) -> StoreResult<InboxEntry>;
     async fn get_entry(&self, message_id: &MessageId) -> StoreResult<Option<InboxEntry>>;
     async fn list_entries(&self, state: Option<DeliveryState>, limit: usize, cursor: Option<String>) -> StoreResult<Page<InboxEntry>>;
 }

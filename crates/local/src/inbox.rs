@@ -73,8 +73,9 @@ impl Inbox for LocalStore {
             .await
     }
 
-    async fn record(&self, message_id: &MessageId, outcome: AttemptOutcome) -> StoreResult<InboxEntry> {
+    async fn record(&self, message_id: &MessageId, notification: &NotifyPayload, outcome: AttemptOutcome) -> StoreResult<InboxEntry> {
         let id = message_id.to_string();
+        let body = serde_json::to_string(notification).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now_ms = self.now_ms();
         self.db
             .write(move |ctx| {
@@ -83,18 +84,17 @@ impl Inbox for LocalStore {
                     AttemptOutcome::Failed { error } => (DeliveryState::Failed, Some(error), None, None),
                     AttemptOutcome::InboxOnly => (DeliveryState::InboxOnly, None, None, Some(now_ms)),
                 };
-                let n = ctx
-                    .tx
+                ctx.tx
                     .prepare_cached(
-                        "UPDATE inbox SET state = ?2, attempts = attempts + 1, last_error = COALESCE(?3, last_error), \
-                         push_id = COALESCE(?4, push_id), delivered_ms = COALESCE(?5, delivered_ms) WHERE message_id = ?1",
+                        "INSERT INTO inbox (message_id, notification, state, attempts, last_error, push_id, created_ms, delivered_ms) \
+                         VALUES (?1, ?6, ?2, 1, ?3, ?4, ?7, ?5) \
+                         ON CONFLICT(message_id) DO UPDATE SET state = ?2, attempts = attempts + 1, \
+                         last_error = COALESCE(?3, last_error), push_id = COALESCE(?4, push_id), \
+                         delivered_ms = COALESCE(?5, delivered_ms)",
                     )
                     .map_err(sql)?
-                    .execute(rusqlite::params![id, state_str(state), error, push_id, delivered])
+                    .execute(rusqlite::params![id, state_str(state), error, push_id, delivered, body, now_ms])
                     .map_err(sql)?;
-                if n == 0 {
-                    return Err(StoreError::NotFound(format!("inbox entry {id}")));
-                }
                 load(ctx.tx, &id)?.ok_or_else(|| StoreError::NotFound(format!("inbox entry {id}")))
             })
             .await

@@ -33,33 +33,29 @@ impl LocalStore {
                 .map_err(sql)?
                 .execute(rusqlite::params![&*me, pid, now_ms])
                 .map_err(sql)?;
-                let dead: Vec<String> = {
-                    let mut stmt = tx.prepare_cached("SELECT id FROM instances WHERE heartbeat_ms < ?1").map_err(sql)?;
+                // Work held by any owner without a live lease: dead (stale heartbeat) or
+                // gone (resigned on shutdown with deliveries still in flight).
+                const ORPHANED: &str = "owner IS NOT NULL AND owner NOT IN (SELECT id FROM instances WHERE heartbeat_ms >= ?1)";
+                let queues: Vec<String> = {
+                    let mut stmt = tx.prepare_cached(&format!("SELECT DISTINCT queue FROM queue_items WHERE {ORPHANED}")).map_err(sql)?;
                     let rows = stmt.query_map([stale_ms], |r| r.get(0)).map_err(sql)?;
                     rows.collect::<Result<_, _>>().map_err(sql)?
                 };
                 let mut reclaimed = 0u64;
-                for id in dead {
-                    let queues: Vec<String> = {
-                        let mut stmt = tx.prepare_cached("SELECT DISTINCT queue FROM queue_items WHERE owner = ?1").map_err(sql)?;
-                        let rows = stmt.query_map([&id], |r| r.get(0)).map_err(sql)?;
-                        rows.collect::<Result<_, _>>().map_err(sql)?
-                    };
+                if !queues.is_empty() {
                     let n = tx
                         .execute(
-                            "UPDATE queue_items SET receipt = NULL, owner = NULL, visible_ms = ?2 WHERE owner = ?1",
-                            rusqlite::params![id, now_ms],
+                            &format!("UPDATE queue_items SET receipt = NULL, owner = NULL, visible_ms = ?2 WHERE {ORPHANED}"),
+                            rusqlite::params![stale_ms, now_ms],
                         )
                         .map_err(sql)?;
-                    tx.execute("DELETE FROM instances WHERE id = ?1", [&id]).map_err(sql)?;
                     for q in queues.iter().filter_map(|q| rez_core::QueueName::parse(q)) {
                         ctx.wake(q);
                     }
-                    if n > 0 {
-                        tracing::warn!(instance = %id, reclaimed = n, "reclaimed in-flight work of a dead process");
-                    }
-                    reclaimed += n as u64;
+                    tracing::warn!(reclaimed = n, "reclaimed in-flight work of processes that are gone");
+                    reclaimed = n as u64;
                 }
+                tx.prepare_cached("DELETE FROM instances WHERE heartbeat_ms < ?1").map_err(sql)?.execute([stale_ms]).map_err(sql)?;
                 Ok(reclaimed)
             })
             .await

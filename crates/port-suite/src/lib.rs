@@ -280,9 +280,9 @@ pub async fn inbox_is_keyed_by_message(s: Arc<dyn Store>) {
     let n = NotifyPayload::text("hi");
     let e = s.open(&id, &n).await.unwrap();
     assert_eq!((e.state, e.attempts), (DeliveryState::Pending, 0));
-    let e = s.record(&id, AttemptOutcome::Failed { error: "503".into() }).await.unwrap();
+    let e = s.record(&id, &n, AttemptOutcome::Failed { error: "503".into() }).await.unwrap();
     assert_eq!((e.state, e.attempts), (DeliveryState::Failed, 1));
-    let e = s.record(&id, AttemptOutcome::Delivered { push_id: Some("abc".into()) }).await.unwrap();
+    let e = s.record(&id, &n, AttemptOutcome::Delivered { push_id: Some("abc".into()) }).await.unwrap();
     assert_eq!((e.state, e.attempts), (DeliveryState::Delivered, 2));
     assert_eq!(e.push_id.as_deref(), Some("abc"));
     // Opening again returns the recorded entry, not a fresh one.
@@ -291,6 +291,11 @@ pub async fn inbox_is_keyed_by_message(s: Arc<dyn Store>) {
     assert_eq!(again.notification.message, "hi");
     let page = s.list_entries(Some(DeliveryState::Delivered), 10, None).await.unwrap();
     assert_eq!(page.items.len(), 1);
+    // Recording without opening first creates the entry.
+    let other = rez_core::MessageId::new(SystemClock.now());
+    let e = s.record(&other, &n, AttemptOutcome::InboxOnly).await.unwrap();
+    assert_eq!((e.state, e.attempts), (DeliveryState::InboxOnly, 1));
+    assert_eq!(s.get_entry(&other).await.unwrap().unwrap().state, DeliveryState::InboxOnly);
 }
 
 pub async fn api_keys_store_hashes_and_revoke(s: Arc<dyn Store>) {
