@@ -1,0 +1,254 @@
+//! Configuration: an optional `rez.toml` plus `REZ_*` environment variables (which win).
+//! `rez config check` prints what [`Config::load`] found and every problem with it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rez_core::Stage;
+use serde::Deserialize;
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not valid: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("{name}={value:?} is not valid: {reason}")]
+    Env { name: &'static str, value: String, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The optional `rez.toml`. Every field may be left out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    bind: Option<String>,
+    stage: Option<String>,
+    api_key: Option<String>,
+    log_format: Option<String>,
+    shutdown_grace_seconds: Option<u64>,
+    #[serde(default)]
+    ntfy: NtfyFile,
+    #[serde(default)]
+    queues: QueuesFile,
+    #[serde(default)]
+    outbound: OutboundFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NtfyFile {
+    url: Option<String>,
+    token: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueuesFile {
+    notify_concurrency: Option<usize>,
+    visibility_timeout_seconds: Option<u64>,
+    retry_backoff_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutboundFile {
+    allow_loopback_for_tests: Option<bool>,
+}
+
+/// How to reach ntfy.
+#[derive(Clone)]
+pub struct NtfyConfig {
+    /// Full topic URL, e.g. `https://ntfy.sh/my-topic`.
+    pub url: Url,
+    pub token: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for NtfyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NtfyConfig")
+            .field("url", &self.url.as_str())
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub bind: SocketAddr,
+    pub stage: Stage,
+    pub api_key: Option<String>,
+    pub log_json: bool,
+    pub ntfy: Option<NtfyConfig>,
+    pub notify_concurrency: usize,
+    pub visibility: Duration,
+    pub retry_backoff: Duration,
+    pub drain: Duration,
+    /// Test/benchmark only: lets outbound calls reach 127.0.0.1 over plain HTTP.
+    pub allow_loopback_for_tests: bool,
+    /// Where the configuration came from, for `rez config check`.
+    pub sources: Vec<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("bind", &self.bind)
+            .field("stage", &self.stage)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("ntfy", &self.ntfy)
+            .field("notify_concurrency", &self.notify_concurrency)
+            .field("visibility", &self.visibility)
+            .field("drain", &self.drain)
+            .field("allow_loopback_for_tests", &self.allow_loopback_for_tests)
+            .finish()
+    }
+}
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = ".rez";
+
+impl Config {
+    /// Load from `file` (or `REZ_CONFIG`, or `./rez.toml` if present) and the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, |k| std::env::var(k).ok())
+    }
+
+    /// Same, with an explicit environment (for tests).
+    pub fn load_from(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut sources = Vec::new();
+        let path = file.map(Path::to_path_buf).or_else(|| env("REZ_CONFIG").map(PathBuf::from)).or_else(|| {
+            let p = PathBuf::from("rez.toml");
+            p.exists().then_some(p)
+        });
+        let fc: FileConfig = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+                sources.push(format!("file {}", p.display()));
+                toml::from_str(&text).map_err(|source| ConfigError::Parse { path: p.clone(), source: Box::new(source) })?
+            }
+            None => FileConfig::default(),
+        };
+        let pick = |name: &'static str, file: Option<String>| -> Option<(String, &'static str)> {
+            env(name).filter(|v| !v.is_empty()).map(|v| (v, name)).or(file.map(|v| (v, "rez.toml")))
+        };
+        let parse_env = |name: &'static str, value: String, reason: &str| ConfigError::Env { name, value, reason: reason.into() };
+
+        let data_dir = pick("REZ_DATA_DIR", fc.data_dir.map(|p| p.to_string_lossy().into_owned()))
+            .map(|(v, _)| PathBuf::from(v))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let bind = match pick("REZ_BIND", fc.bind) {
+            Some((v, _)) => v.parse::<SocketAddr>().map_err(|_| parse_env("REZ_BIND", v, "expected host:port, e.g. 127.0.0.1:8080"))?,
+            None => DEFAULT_BIND.parse().map_err(|_| ConfigError::Invalid("default bind".into()))?,
+        };
+        let stage = match pick("REZ_STAGE", fc.stage) {
+            Some((v, _)) => Stage::parse(&v).ok_or_else(|| parse_env("REZ_STAGE", v, "expected dev, stage or prod"))?,
+            None => Stage::Dev,
+        };
+        let api_key = pick("REZ_API_KEY", fc.api_key).map(|(v, _)| v);
+        if let Some(k) = &api_key
+            && k.len() < 16
+        {
+            return Err(ConfigError::Invalid("REZ_API_KEY must be at least 16 characters".into()));
+        }
+        let log_json = match pick("REZ_LOG_FORMAT", fc.log_format) {
+            Some((v, _)) if v == "json" => true,
+            Some((v, _)) if v == "text" => false,
+            Some((v, _)) => return Err(parse_env("REZ_LOG_FORMAT", v, "expected text or json")),
+            None => false,
+        };
+        let ntfy = match pick("REZ_NTFY_URL", fc.ntfy.url) {
+            Some((v, _)) => {
+                let url = Url::parse(&v).map_err(|e| parse_env("REZ_NTFY_URL", v.clone(), &e.to_string()))?;
+                if url.path().trim_matches('/').is_empty() {
+                    return Err(parse_env("REZ_NTFY_URL", v, "give the full topic URL, e.g. https://ntfy.sh/my-topic"));
+                }
+                Some(NtfyConfig {
+                    url,
+                    token: pick("REZ_NTFY_TOKEN", fc.ntfy.token).map(|(v, _)| v),
+                    username: pick("REZ_NTFY_USER", fc.ntfy.username).map(|(v, _)| v),
+                    password: pick("REZ_NTFY_PASSWORD", fc.ntfy.password).map(|(v, _)| v),
+                })
+            }
+            None => None,
+        };
+        let num = |name: &'static str, file: Option<u64>, default: u64, range: std::ops::RangeInclusive<u64>| -> Result<u64, ConfigError> {
+            let v = match env(name).filter(|v| !v.is_empty()) {
+                Some(v) => v.parse::<u64>().map_err(|_| parse_env(name, v.clone(), "expected a whole number"))?,
+                None => file.unwrap_or(default),
+            };
+            if !range.contains(&v) {
+                return Err(parse_env(name, v.to_string(), &format!("must be within {}..={}", range.start(), range.end())));
+            }
+            Ok(v)
+        };
+        let notify_concurrency = num("REZ_NOTIFY_CONCURRENCY", fc.queues.notify_concurrency.map(|v| v as u64), 64, 1..=1024)? as usize;
+        let visibility = Duration::from_secs(num("REZ_VISIBILITY_TIMEOUT_SECS", fc.queues.visibility_timeout_seconds, 360, 5..=43_200)?);
+        let retry_backoff = Duration::from_millis(num("REZ_RETRY_BACKOFF_MS", fc.queues.retry_backoff_ms, 2000, 10..=600_000)?);
+        let drain = Duration::from_secs(num("REZ_SHUTDOWN_GRACE_SECS", fc.shutdown_grace_seconds, 10, 0..=600)?);
+        let allow_loopback_for_tests = match env("REZ_OUTBOUND_ALLOW_LOOPBACK").filter(|v| !v.is_empty()) {
+            Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
+            None => fc.outbound.allow_loopback_for_tests.unwrap_or(false),
+        };
+        sources.push("environment".into());
+        Ok(Self {
+            data_dir,
+            bind,
+            stage,
+            api_key,
+            log_json,
+            ntfy,
+            notify_concurrency,
+            visibility,
+            retry_backoff,
+            drain,
+            allow_loopback_for_tests,
+            sources,
+        })
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("rez.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::load_from(None, move |k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.bind.to_string(), DEFAULT_BIND);
+        assert!(c.ntfy.is_none());
+        assert!(!c.allow_loopback_for_tests);
+    }
+
+    #[test]
+    fn env_is_validated() {
+        assert!(matches!(load(&[("REZ_BIND", "nope")]), Err(ConfigError::Env { name: "REZ_BIND", .. })));
+        assert!(matches!(load(&[("REZ_NTFY_URL", "https://ntfy.sh/")]), Err(ConfigError::Env { name: "REZ_NTFY_URL", .. })));
+        assert!(matches!(load(&[("REZ_STAGE", "qa")]), Err(ConfigError::Env { .. })));
+        assert!(load(&[("REZ_API_KEY", "short")]).is_err());
+        let c = load(&[("REZ_NTFY_URL", "https://ntfy.sh/topic"), ("REZ_NTFY_TOKEN", "tk_secret")]).unwrap();
+        assert!(!format!("{c:?}").contains("tk_secret"), "secrets are redacted from Debug");
+    }
+}

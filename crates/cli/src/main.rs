@@ -1,0 +1,246 @@
+//! `rez`: run the platform (`rez serve`) and administer it.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use rez_cli::commands;
+use rez_cli::config::Config;
+use rez_cli::serve::{self, Server};
+use rez_core::auth::Scope;
+use rez_core::ports::ApiKeyStore;
+
+#[derive(Parser)]
+#[command(name = "rez", version, about = "rez_agent: automation that acts on your behalf")]
+struct Cli {
+    /// Configuration file (default: $REZ_CONFIG, or ./rez.toml if it exists).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the platform: API, workers and scheduler in one process.
+    Serve,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Queue a push notification.
+    Send {
+        /// The notification text.
+        message: String,
+        #[arg(long)]
+        title: Option<String>,
+        /// 1–5 or min|low|default|high|urgent.
+        #[arg(long)]
+        priority: Option<String>,
+        /// Repeatable.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// URL opened when the notification is tapped.
+        #[arg(long)]
+        click: Option<String>,
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// Inspect messages.
+    Messages {
+        #[command(subcommand)]
+        command: MessagesCommand,
+    },
+    /// Inspect and redrive dead letters.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Check the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Write a consistent snapshot of the database to a file.
+    Backup {
+        /// Destination file (must not exist).
+        dest: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; it is printed once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// read, mcp, write or admin.
+        #[arg(long, default_value = "write")]
+        scope: String,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum MessagesCommand {
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long = "type")]
+        message_type: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    Show { id: String },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    List {
+        #[arg(long)]
+        queue: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Redrive {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        queue: Option<String>,
+        ids: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load the configuration and explain any problem.
+    Check,
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REZ_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.compact().init();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    init_tracing(config.log_json);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(cli.command, config))
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve_forever(config).await,
+        Command::Config { command: ConfigCommand::Check } => check(&config),
+        command => {
+            let store = rez_cli::wiring::open_store(&config)?;
+            match command {
+                Command::Keys { command } => match command {
+                    KeysCommand::Create { name, scope } => {
+                        let scope = Scope::parse(&scope).ok_or_else(|| anyhow::anyhow!("--scope must be read, mcp, write or admin"))?;
+                        commands::keys::create(&store, &name, scope).await
+                    }
+                    KeysCommand::List { json } => commands::keys::list(&store, json).await,
+                    KeysCommand::Revoke { id } => commands::keys::revoke(&store, &id).await,
+                },
+                Command::Send { message, title, priority, tags, click, markdown } => {
+                    let args = commands::send::SendArgs { message, title, priority, tags, click, markdown };
+                    commands::send::run(&config, &store, args).await
+                }
+                Command::Messages { command } => match command {
+                    MessagesCommand::List { status, message_type, limit, json } => {
+                        commands::messages::list(&store, status, message_type, limit, json).await
+                    }
+                    MessagesCommand::Show { id } => commands::messages::show(&store, &id).await,
+                },
+                Command::Dlq { command } => match command {
+                    DlqCommand::List { queue, json } => commands::dlq::list(&store, queue, json).await,
+                    DlqCommand::Redrive { all, queue, ids } => commands::dlq::redrive(&store, all, queue, ids).await,
+                },
+                Command::Backup { dest } => {
+                    anyhow::ensure!(!dest.exists(), "{} already exists", dest.display());
+                    store.db().backup(dest.clone()).await?;
+                    println!("wrote {}", dest.display());
+                    Ok(())
+                }
+                Command::Serve | Command::Config { .. } => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+async fn serve_forever(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
+    let server = Server::start(config.clone(), listener).await?;
+    let url = format!("http://{}", server.addr);
+    println!("rez listening on {url}  (data: {})", config.data_dir.display());
+    if config.ntfy.is_none() {
+        tracing::info!("push notifications are off; notifications go to the inbox only. Set REZ_NTFY_URL=https://ntfy.sh/<your-topic> to enable push");
+    }
+    if config.api_key.is_none() && server.store.list_keys().await.map(|k| k.is_empty()).unwrap_or(false) {
+        println!("no API key yet: create one with `rez keys create --name me --scope admin`, then");
+        println!("  curl -H 'Authorization: Bearer <key>' {url}/api/messages");
+    }
+    let token = server.shutdown_token();
+    tokio::spawn(async move {
+        serve::signal().await;
+        token.cancel();
+    });
+    server.wait().await
+}
+
+fn check(config: &Config) -> anyhow::Result<()> {
+    println!("configuration from: {}", config.sources.join(", "));
+    println!("{config:#?}");
+    let mut problems = Vec::new();
+    if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
+        problems.push(format!("data directory {} cannot be created: {e}", config.data_dir.display()));
+    }
+    if let Some(n) = &config.ntfy {
+        if n.url.scheme() != "https" && !config.allow_loopback_for_tests {
+            problems.push(format!("REZ_NTFY_URL must be https:// (got {}://)", n.url.scheme()));
+        }
+        if n.token.is_some() && n.username.is_some() {
+            problems.push("both REZ_NTFY_TOKEN and REZ_NTFY_USER are set; the token is used".into());
+        }
+        if let Err(e) = rez_cli::wiring::notifier(config) {
+            problems.push(format!("ntfy: {e:#}"));
+        }
+    } else {
+        println!("note: REZ_NTFY_URL is not set; notifications go to the inbox only");
+    }
+    if config.allow_loopback_for_tests {
+        problems.push("REZ_OUTBOUND_ALLOW_LOOPBACK is on: outbound calls may reach 127.0.0.1 (tests and benchmarks only)".into());
+    }
+    if !config.bind.ip().is_loopback() && config.api_key.is_none() {
+        println!("note: binding {} (not loopback); every route but health requires an API key", config.bind);
+    }
+    if problems.is_empty() {
+        println!("ok");
+        Ok(())
+    } else {
+        for p in &problems {
+            println!("problem: {p}");
+        }
+        anyhow::bail!("{} problem(s) found", problems.len())
+    }
+}

@@ -1,0 +1,143 @@
+//! `rez serve`: one process with the API, the worker pools and the local maintenance
+//! tasks (lease heartbeat, retention) over the SQLite store.
+//!
+//! Shutdown (SIGTERM/SIGINT or [`Server::shutdown`]): stop accepting connections and
+//! taking work, let in-flight handlers finish up to the grace period, then resign the
+//! process lease so anything unfinished is redelivered at once by the next process.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rez_core::ports::Queues;
+use rez_core::routing::QueueName;
+use rez_local::LocalStore;
+use rez_runtime::Services;
+use rez_runtime::workers::notify::NotificationProcessor;
+use rez_runtime::workers::pool::{self, PoolConfig};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::wiring;
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub store: LocalStore,
+    pub services: Services,
+    shutdown: CancellationToken,
+    done: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Open the store, start the workers and serve the API on `listener`.
+    pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        let addr = listener.local_addr().context("listener address")?;
+        let store = wiring::open_store(&config)?;
+        let services = wiring::services(&config, &store)?;
+        // Take our lease first: a restart reclaims a dead predecessor's work from here on.
+        store.heartbeat().await.context("registering the process lease")?;
+
+        let shutdown = CancellationToken::new();
+        let mut workers = Vec::new();
+        let processor = Arc::new(NotificationProcessor::new(
+            services.inbox.clone(),
+            services.notifier.clone(),
+            services.metrics.clone(),
+        ));
+        let mut pc = PoolConfig::new(QueueName::Notifications, config.notify_concurrency);
+        pc.visibility = config.visibility;
+        let queues: Arc<dyn Queues> = services.queues.clone();
+        workers.push(tokio::spawn(pool::run(queues, processor, services.metrics.clone(), pc, shutdown.clone(), config.drain)));
+
+        let maintenance = tokio::spawn(maintain(store.clone(), shutdown.clone()));
+
+        let app = rez_runtime::api::router(services.clone());
+        let token = shutdown.clone();
+        let store_for_exit = store.clone();
+        let done = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown({
+                let token = token.clone();
+                async move { token.cancelled().await }
+            });
+            let served = serve.await.context("HTTP server");
+            token.cancel();
+            for w in workers {
+                let _ = w.await;
+            }
+            maintenance.abort();
+            if let Err(e) = store_for_exit.resign().await {
+                tracing::warn!(error = %e, "could not resign the process lease");
+            }
+            tracing::info!("rez stopped");
+            served
+        });
+        Ok(Self { addr, store, services, shutdown, done })
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stop gracefully and wait for it.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.done.await.context("server task")?
+    }
+
+    /// Wait until the server stops by itself (after a signal).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.done.await.context("server task")?
+    }
+}
+
+/// Lease heartbeat (reclaims the in-flight work of dead processes) and queue retention.
+async fn maintain(store: LocalStore, shutdown: CancellationToken) {
+    let mut heartbeat = tokio::time::interval(rez_local::lease::HEARTBEAT_EVERY);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retention = tokio::time::interval(Duration::from_secs(600));
+    retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = heartbeat.tick() => {
+                if let Err(e) = store.heartbeat().await {
+                    tracing::error!(error = %e, "lease heartbeat failed");
+                }
+            }
+            _ = retention.tick() => {
+                match store.enforce_retention().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(expired = n, "queue items expired after the retention period"),
+                    Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+                }
+            }
+        }
+    }
+}
+
+/// Resolve on SIGTERM or SIGINT.
+pub async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+        _ = term => tracing::info!("SIGTERM received; shutting down"),
+    }
+}

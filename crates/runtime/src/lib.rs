@@ -1,0 +1,13 @@
+//! `rez-runtime` holds rez_agent's use cases, written once over the ports of
+//! `rez-core`: accepting messages ([`intake`]), API-key auth ([`keys`]), worker pools and
+//! the notification processor ([`workers`]), metrics ([`metrics`]) and the HTTP API
+//! ([`api`]). It never names a concrete adapter; binaries wire SQLite or AWS adapters in.
+
+pub mod api;
+pub mod intake;
+pub mod keys;
+pub mod metrics;
+pub mod services;
+pub mod workers;
+
+pub use services::Services;

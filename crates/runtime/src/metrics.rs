@@ -1,0 +1,167 @@
+//! Metrics, in the Prometheus data model (`prometheus-client`): intake counters,
+//! handler latency histograms and outcomes per queue, push outcomes, and queue gauges
+//! (depth, in flight, age of the oldest message, DLQ size) refreshed at scrape time.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use rez_core::MessageType;
+use rez_core::ports::QueueStats;
+use rez_core::routing::QueueName;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabel {
+    pub message_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabel {
+    pub queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub queue: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PushLabel {
+    pub outcome: String,
+}
+
+/// How a handled delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Retrying,
+    DeadLettered,
+    /// The receipt went stale (redelivered elsewhere) before we could settle it.
+    Stale,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Retrying => "retrying",
+            Outcome::DeadLettered => "dead_lettered",
+            Outcome::Stale => "stale",
+        }
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    accepted: Family<TypeLabel, Counter>,
+    handled: Family<OutcomeLabel, Counter>,
+    latency: Family<QueueLabel, Histogram>,
+    pushes: Family<PushLabel, Counter>,
+    depth: Family<QueueLabel, Gauge>,
+    in_flight: Family<QueueLabel, Gauge>,
+    oldest: Family<QueueLabel, Gauge<f64, AtomicU64>>,
+    dlq: Family<QueueLabel, Gauge>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms .. ~65 s.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 17))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("rez");
+        let accepted = Family::<TypeLabel, Counter>::default();
+        let handled = Family::<OutcomeLabel, Counter>::default();
+        let latency = Family::<QueueLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let pushes = Family::<PushLabel, Counter>::default();
+        let depth = Family::<QueueLabel, Gauge>::default();
+        let in_flight = Family::<QueueLabel, Gauge>::default();
+        let oldest = Family::<QueueLabel, Gauge<f64, AtomicU64>>::default();
+        let dlq = Family::<QueueLabel, Gauge>::default();
+        registry.register("messages_accepted", "Messages accepted, by type", accepted.clone());
+        registry.register("deliveries_handled", "Queue deliveries handled, by queue and outcome", handled.clone());
+        registry.register("handler_duration_seconds", "Time from receive to settle, by queue", latency.clone());
+        registry.register("notifications_pushed", "Push attempts, by outcome", pushes.clone());
+        registry.register("queue_depth", "Messages waiting in a queue", depth.clone());
+        registry.register("queue_in_flight", "Messages received and not yet settled", in_flight.clone());
+        registry.register("queue_oldest_age_seconds", "Age of the oldest message in a queue", oldest.clone());
+        registry.register("dlq_depth", "Messages in a queue's dead-letter queue", dlq.clone());
+        Self { registry, accepted, handled, latency, pushes, depth, in_flight, oldest, dlq }
+    }
+
+    pub fn accepted(&self, t: MessageType) {
+        self.accepted.get_or_create(&TypeLabel { message_type: t.as_str().into() }).inc();
+    }
+
+    pub fn handled(&self, queue: QueueName, outcome: Outcome, seconds: f64) {
+        self.handled.get_or_create(&OutcomeLabel { queue: queue.as_str().into(), outcome: outcome.as_str().into() }).inc();
+        self.latency.get_or_create(&QueueLabel { queue: queue.as_str().into() }).observe(seconds);
+    }
+
+    pub fn pushed(&self, outcome: &str) {
+        self.pushes.get_or_create(&PushLabel { outcome: outcome.into() }).inc();
+    }
+
+    /// Prometheus text exposition, with queue gauges set from `stats`.
+    pub fn render(&self, stats: &[QueueStats]) -> String {
+        for s in stats {
+            let l = QueueLabel { queue: s.queue.as_str().into() };
+            self.depth.get_or_create(&l).set(s.depth as i64);
+            self.in_flight.get_or_create(&l).set(s.in_flight as i64);
+            self.oldest.get_or_create(&l).set(s.oldest_age_seconds);
+            self.dlq.get_or_create(&l).set(s.dlq_depth as i64);
+        }
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// A JSON summary of the counters.
+    pub fn summary(&self) -> MetricsSummary {
+        let accepted = rez_core::MessageType::ALL
+            .iter()
+            .map(|t| (t.as_str().to_owned(), self.accepted.get_or_create(&TypeLabel { message_type: t.as_str().into() }).get()))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let mut handled = Vec::new();
+        for q in QueueName::ALL {
+            for o in [Outcome::Completed, Outcome::Retrying, Outcome::DeadLettered, Outcome::Stale] {
+                let n = self.handled.get_or_create(&OutcomeLabel { queue: q.as_str().into(), outcome: o.as_str().into() }).get();
+                if n > 0 {
+                    handled.push(HandledCount { queue: q, outcome: o.as_str(), count: n });
+                }
+            }
+        }
+        MetricsSummary { accepted, handled }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HandledCount {
+    pub queue: QueueName,
+    pub outcome: &'static str,
+    pub count: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MetricsSummary {
+    /// Messages accepted since start, by type.
+    pub accepted: std::collections::BTreeMap<String, u64>,
+    pub handled: Vec<HandledCount>,
+}

@@ -1,0 +1,35 @@
+//! Queue consumers. A [`Handler`] knows how to process one message; a [`pool`] runs
+//! handlers for one queue with bounded concurrency. The same handlers run in the AWS
+//! deployment, where Lambda's SQS event source replaces the pool.
+
+pub mod notify;
+pub mod pool;
+
+use async_trait::async_trait;
+use rez_core::Message;
+use rez_core::ports::FailureKind;
+
+/// Why handling a message failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct HandlerError {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl HandlerError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self { kind: FailureKind::Transient, message: message.into() }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self { kind: FailureKind::Permanent, message: message.into() }
+    }
+}
+
+/// Processes one message. Must be idempotent: the same message may arrive again after a
+/// crash, a timeout or a retry.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    async fn handle(&self, message: &Message, receive_count: u32) -> Result<(), HandlerError>;
+}
