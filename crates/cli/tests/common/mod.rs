@@ -1,0 +1,91 @@
+//! Shared harness: the real server on 127.0.0.1:0 over a fresh data directory, with the
+//! fake ntfy on loopback and a fresh admin key.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rez_cli::config::Config;
+use rez_cli::serve::Server;
+use rez_testkit::ntfy::FakeNtfy;
+use serde_json::Value;
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub ntfy: FakeNtfy,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn config(data_dir: PathBuf, ntfy: Option<&FakeNtfy>) -> Config {
+    let mut env: Vec<(String, String)> = vec![
+        ("REZ_DATA_DIR".into(), data_dir.to_string_lossy().into_owned()),
+        ("REZ_BIND".into(), "127.0.0.1:0".into()),
+        ("REZ_API_KEY".into(), ADMIN_KEY.into()),
+        ("REZ_RETRY_BACKOFF_MS".into(), "100".into()),
+        ("REZ_SHUTDOWN_GRACE_SECS".into(), "5".into()),
+        ("REZ_OUTBOUND_ALLOW_LOOPBACK".into(), "true".into()),
+    ];
+    if let Some(n) = ntfy {
+        env.push(("REZ_NTFY_URL".into(), n.topic_url("alerts")));
+    }
+    Config::load_from(None, move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).expect("config")
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let ntfy = FakeNtfy::start().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Self::boot(config(dir.path().to_path_buf(), Some(&ntfy))).await;
+        let base = format!("http://{}", server.addr);
+        Self { server: Some(server), base, http: reqwest::Client::new(), ntfy, dir }
+    }
+
+    pub async fn boot(config: Config) -> Server {
+        let listener = tokio::net::TcpListener::bind(config.bind).await.expect("bind");
+        Server::start(config, listener).await.expect("start")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self.http.post(self.url(path)).bearer_auth(ADMIN_KEY).json(&body).send().await.expect("send");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).bearer_auth(ADMIN_KEY).send().await.expect("send");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn notify(&self, text: &str) -> String {
+        let (status, body) = self.post_json("/api/messages", serde_json::json!({"message_type": "notify", "payload": {"message": text}})).await;
+        assert_eq!(status, 202, "{body}");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Poll the message until `pred` holds or `within` passes; returns the last body.
+    pub async fn wait_message(&self, id: &str, within: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (_, body) = self.get_json(&format!("/api/messages/{id}")).await;
+            if pred(&body) || tokio::time::Instant::now() > deadline {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await.expect("shutdown");
+        }
+    }
+}
