@@ -135,22 +135,27 @@ impl Config {
         });
         let fc: FileConfig = match &path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+                let text =
+                    std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
                 sources.push(format!("file {}", p.display()));
-                toml::from_str(&text).map_err(|source| ConfigError::Parse { path: p.clone(), source: Box::new(source) })?
+                toml::from_str(&text)
+                    .map_err(|source| ConfigError::Parse { path: p.clone(), source: Box::new(source) })?
             }
             None => FileConfig::default(),
         };
         let pick = |name: &'static str, file: Option<String>| -> Option<(String, &'static str)> {
             env(name).filter(|v| !v.is_empty()).map(|v| (v, name)).or(file.map(|v| (v, "rez.toml")))
         };
-        let parse_env = |name: &'static str, value: String, reason: &str| ConfigError::Env { name, value, reason: reason.into() };
+        let parse_env =
+            |name: &'static str, value: String, reason: &str| ConfigError::Env { name, value, reason: reason.into() };
 
         let data_dir = pick("REZ_DATA_DIR", fc.data_dir.map(|p| p.to_string_lossy().into_owned()))
             .map(|(v, _)| PathBuf::from(v))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let bind = match pick("REZ_BIND", fc.bind) {
-            Some((v, _)) => v.parse::<SocketAddr>().map_err(|_| parse_env("REZ_BIND", v, "expected host:port, e.g. 127.0.0.1:8080"))?,
+            Some((v, _)) => v
+                .parse::<SocketAddr>()
+                .map_err(|_| parse_env("REZ_BIND", v, "expected host:port, e.g. 127.0.0.1:8080"))?,
             None => DEFAULT_BIND.parse().map_err(|_| ConfigError::Invalid("default bind".into()))?,
         };
         let stage = match pick("REZ_STAGE", fc.stage) {
@@ -184,19 +189,34 @@ impl Config {
             }
             None => None,
         };
-        let num = |name: &'static str, file: Option<u64>, default: u64, range: std::ops::RangeInclusive<u64>| -> Result<u64, ConfigError> {
+        let num = |name: &'static str,
+                   file: Option<u64>,
+                   default: u64,
+                   range: std::ops::RangeInclusive<u64>|
+         -> Result<u64, ConfigError> {
             let v = match env(name).filter(|v| !v.is_empty()) {
                 Some(v) => v.parse::<u64>().map_err(|_| parse_env(name, v.clone(), "expected a whole number"))?,
                 None => file.unwrap_or(default),
             };
             if !range.contains(&v) {
-                return Err(parse_env(name, v.to_string(), &format!("must be within {}..={}", range.start(), range.end())));
+                return Err(parse_env(
+                    name,
+                    v.to_string(),
+                    &format!("must be within {}..={}", range.start(), range.end()),
+                ));
             }
             Ok(v)
         };
-        let notify_concurrency = num("REZ_NOTIFY_CONCURRENCY", fc.queues.notify_concurrency.map(|v| v as u64), 64, 1..=1024)? as usize;
-        let visibility = Duration::from_secs(num("REZ_VISIBILITY_TIMEOUT_SECS", fc.queues.visibility_timeout_seconds, 360, 5..=43_200)?);
-        let retry_backoff = Duration::from_millis(num("REZ_RETRY_BACKOFF_MS", fc.queues.retry_backoff_ms, 2000, 10..=600_000)?);
+        let notify_concurrency =
+            num("REZ_NOTIFY_CONCURRENCY", fc.queues.notify_concurrency.map(|v| v as u64), 64, 1..=1024)? as usize;
+        let visibility = Duration::from_secs(num(
+            "REZ_VISIBILITY_TIMEOUT_SECS",
+            fc.queues.visibility_timeout_seconds,
+            360,
+            5..=43_200,
+        )?);
+        let retry_backoff =
+            Duration::from_millis(num("REZ_RETRY_BACKOFF_MS", fc.queues.retry_backoff_ms, 2000, 10..=600_000)?);
         let drain = Duration::from_secs(num("REZ_SHUTDOWN_GRACE_SECS", fc.shutdown_grace_seconds, 10, 0..=600)?);
         let allow_loopback_for_tests = match env("REZ_OUTBOUND_ALLOW_LOOPBACK").filter(|v| !v.is_empty()) {
             Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
@@ -245,7 +265,10 @@ mod tests {
     #[test]
     fn env_is_validated() {
         assert!(matches!(load(&[("REZ_BIND", "nope")]), Err(ConfigError::Env { name: "REZ_BIND", .. })));
-        assert!(matches!(load(&[("REZ_NTFY_URL", "https://ntfy.sh/")]), Err(ConfigError::Env { name: "REZ_NTFY_URL", .. })));
+        assert!(matches!(
+            load(&[("REZ_NTFY_URL", "https://ntfy.sh/")]),
+            Err(ConfigError::Env { name: "REZ_NTFY_URL", .. })
+        ));
         assert!(matches!(load(&[("REZ_STAGE", "qa")]), Err(ConfigError::Env { .. })));
         assert!(load(&[("REZ_API_KEY", "short")]).is_err());
         let c = load(&[("REZ_NTFY_URL", "https://ntfy.sh/topic"), ("REZ_NTFY_TOKEN", "tk_secret")]).unwrap();

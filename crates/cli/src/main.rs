@@ -83,7 +83,9 @@ enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
-    Revoke { id: String },
+    Revoke {
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -98,7 +100,9 @@ enum MessagesCommand {
         #[arg(long)]
         json: bool,
     },
-    Show { id: String },
+    Show {
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -125,7 +129,8 @@ enum ConfigCommand {
 }
 
 fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("REZ_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REZ_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -156,7 +161,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             match command {
                 Command::Keys { command } => match command {
                     KeysCommand::Create { name, scope } => {
-                        let scope = Scope::parse(&scope).ok_or_else(|| anyhow::anyhow!("--scope must be read, mcp, write or admin"))?;
+                        let scope = Scope::parse(&scope)
+                            .ok_or_else(|| anyhow::anyhow!("--scope must be read, mcp, write or admin"))?;
                         commands::keys::create(&store, &name, scope).await
                     }
                     KeysCommand::List { json } => commands::keys::list(&store, json).await,
@@ -189,12 +195,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 async fn serve_forever(config: Config) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
     let server = Server::start(config.clone(), listener).await?;
     let url = format!("http://{}", server.addr);
     println!("rez listening on {url}  (data: {})", config.data_dir.display());
     if config.ntfy.is_none() {
-        tracing::info!("push notifications are off; notifications go to the inbox only. Set REZ_NTFY_URL=https://ntfy.sh/<your-topic> to enable push");
+        tracing::info!(
+            "push notifications are off; notifications go to the inbox only. Set REZ_NTFY_URL=https://ntfy.sh/<your-topic> to enable push"
+        );
     }
     if config.api_key.is_none() && server.store.list_keys().await.map(|k| k.is_empty()).unwrap_or(false) {
         println!("no API key yet: create one with `rez keys create --name me --scope admin`, then");
@@ -229,7 +238,9 @@ fn check(config: &Config) -> anyhow::Result<()> {
         println!("note: REZ_NTFY_URL is not set; notifications go to the inbox only");
     }
     if config.allow_loopback_for_tests {
-        problems.push("REZ_OUTBOUND_ALLOW_LOOPBACK is on: outbound calls may reach 127.0.0.1 (tests and benchmarks only)".into());
+        problems.push(
+            "REZ_OUTBOUND_ALLOW_LOOPBACK is on: outbound calls may reach 127.0.0.1 (tests and benchmarks only)".into(),
+        );
     }
     if !config.bind.ip().is_loopback() && config.api_key.is_none() {
         println!("note: binding {} (not loopback); every route but health requires an API key", config.bind);

@@ -51,7 +51,14 @@ impl Server {
         let mut pc = PoolConfig::new(QueueName::Notifications, config.notify_concurrency);
         pc.visibility = config.visibility;
         let queues: Arc<dyn Queues> = services.queues.clone();
-        workers.push(tokio::spawn(pool::run(queues, processor, services.metrics.clone(), pc, shutdown.clone(), config.drain)));
+        workers.push(tokio::spawn(pool::run(
+            queues,
+            processor,
+            services.metrics.clone(),
+            pc,
+            shutdown.clone(),
+            config.drain,
+        )));
 
         let maintenance = tokio::spawn(maintain(store.clone(), shutdown.clone()));
 

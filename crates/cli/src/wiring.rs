@@ -18,7 +18,8 @@ pub fn open_store(config: &Config) -> anyhow::Result<LocalStore> {
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let queue_config = QueueConfig { backoff_base: config.retry_backoff, ..QueueConfig::default() };
-    LocalStore::open(&config.db_path(), clock, queue_config).with_context(|| format!("opening {}", config.db_path().display()))
+    LocalStore::open(&config.db_path(), clock, queue_config)
+        .with_context(|| format!("opening {}", config.db_path().display()))
 }
 
 /// The ntfy client, if a topic URL is configured. Its outbound policy allows only the

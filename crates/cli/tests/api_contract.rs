@@ -34,13 +34,39 @@ async fn bad_inputs_get_4xx_and_store_nothing() {
         (b"".to_vec(), Some("application/json"), 400, "invalid_json"),
         (b"[1,2]".to_vec(), Some("application/json"), 400, "invalid_body"),
         (br#"{"message_type": 5}"#.to_vec(), Some("application/json"), 400, "invalid_field"),
-        (br#"{"message_type": "notification", "payload": {"message": "x"}}"#.to_vec(), Some("application/json"), 400, "unknown_message_type"),
+        (
+            br#"{"message_type": "notification", "payload": {"message": "x"}}"#.to_vec(),
+            Some("application/json"),
+            400,
+            "unknown_message_type",
+        ),
         (br#"{"payload": {"message": "x"}}"#.to_vec(), Some("application/json"), 400, "missing_field"),
         (br#"{"message_type": "notify", "payload": {}}"#.to_vec(), Some("application/json"), 400, "missing_field"),
-        (br#"{"message_type": "notify", "payload": {"message": "x", "priority": 9}}"#.to_vec(), Some("application/json"), 400, "invalid_field"),
-        (br#"{"message_type": "notify", "payload": {"message": "x"}, "status": "completed"}"#.to_vec(), Some("application/json"), 400, "read_only_field"),
-        (br#"{"message_type": "notify", "payload": {"message": "x"}}"#.to_vec(), Some("text/plain"), 415, "unsupported_media_type"),
-        (format!(r#"{{"message_type": "notify", "payload": {{"message": "{}"}}}}"#, "x".repeat(300 * 1024)).into_bytes(), Some("application/json"), 413, "payload_too_large"),
+        (
+            br#"{"message_type": "notify", "payload": {"message": "x", "priority": 9}}"#.to_vec(),
+            Some("application/json"),
+            400,
+            "invalid_field",
+        ),
+        (
+            br#"{"message_type": "notify", "payload": {"message": "x"}, "status": "completed"}"#.to_vec(),
+            Some("application/json"),
+            400,
+            "read_only_field",
+        ),
+        (
+            br#"{"message_type": "notify", "payload": {"message": "x"}}"#.to_vec(),
+            Some("text/plain"),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            format!(r#"{{"message_type": "notify", "payload": {{"message": "{}"}}}}"#, "x".repeat(300 * 1024))
+                .into_bytes(),
+            Some("application/json"),
+            413,
+            "payload_too_large",
+        ),
     ];
     for (body, ct, status, code) in cases {
         let r = post(body, ct).await.unwrap();
@@ -75,7 +101,13 @@ async fn bad_inputs_get_4xx_and_store_nothing() {
     let r = t.http.put(t.url("/api/messages")).bearer_auth(ADMIN_KEY).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 405);
     assert_error_body(&r.json().await.unwrap(), "method_not_allowed");
-    for body in [json!({}), json!({"all": false}), json!({"queue": "nope"}), json!({"ids": ["x"]}), json!({"all": true, "queue": "notifications"})] {
+    for body in [
+        json!({}),
+        json!({"all": false}),
+        json!({"queue": "nope"}),
+        json!({"ids": ["x"]}),
+        json!({"all": true, "queue": "notifications"}),
+    ] {
         let (s, b) = t.post_json("/api/dlq/redrive", body.clone()).await;
         assert_eq!(s, 400, "{body}: {b}");
     }
@@ -93,7 +125,12 @@ async fn auth_and_scopes() {
     assert_eq!(r.status().as_u16(), 401);
     assert!(r.headers().get("www-authenticate").is_some());
     assert_error_body(&r.json().await.unwrap(), "unauthorized");
-    for auth in ["Bearer wrong", "Bearer rez_01ARZ3NDEKTSV4RRFFQ69G5FAV_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "Basic Zm9vOmJhcg==", "Bearer "] {
+    for auth in [
+        "Bearer wrong",
+        "Bearer rez_01ARZ3NDEKTSV4RRFFQ69G5FAV_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "Basic Zm9vOmJhcg==",
+        "Bearer ",
+    ] {
         let r = t.http.post(t.url("/api/messages")).header("authorization", auth).json(&valid).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 401, "{auth}");
     }
@@ -121,7 +158,14 @@ async fn auth_and_scopes() {
 async fn idempotency_key_header_replays_the_first_message() {
     let mut t = TestServer::start().await;
     let body = json!({"message_type": "notify", "payload": {"message": "once"}});
-    let send = || t.http.post(t.url("/api/messages")).bearer_auth(ADMIN_KEY).header("idempotency-key", "order-42").json(&body).send();
+    let send = || {
+        t.http
+            .post(t.url("/api/messages"))
+            .bearer_auth(ADMIN_KEY)
+            .header("idempotency-key", "order-42")
+            .json(&body)
+            .send()
+    };
     let first = send().await.unwrap();
     assert_eq!(first.status().as_u16(), 202);
     let first: Value = first.json().await.unwrap();
@@ -155,7 +199,8 @@ async fn list_filters_and_cursor_pagination() {
     for i in 0..5 {
         ids.push(t.notify(&format!("n{i}")).await);
     }
-    let (s, _) = t.post_json("/api/messages", json!({"message_type": "web_action", "payload": {"action": "weather"}})).await;
+    let (s, _) =
+        t.post_json("/api/messages", json!({"message_type": "web_action", "payload": {"action": "weather"}})).await;
     assert_eq!(s, 202);
     let mut seen = Vec::new();
     let mut path = "/api/messages?message_type=notify&limit=2".to_owned();
@@ -183,7 +228,18 @@ async fn openapi_health_and_metrics() {
     let (s, doc) = t.get_json("/api/openapi.json").await;
     assert_eq!(s, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    for p in ["/api/messages", "/api/messages/{id}", "/api/messages/{id}/retry", "/api/dlq", "/api/dlq/redrive", "/api/dlq/{id}", "/api/notifications", "/api/health", "/api/metrics", "/metrics"] {
+    for p in [
+        "/api/messages",
+        "/api/messages/{id}",
+        "/api/messages/{id}/retry",
+        "/api/dlq",
+        "/api/dlq/redrive",
+        "/api/dlq/{id}",
+        "/api/notifications",
+        "/api/health",
+        "/api/metrics",
+        "/metrics",
+    ] {
         assert!(doc["paths"].get(p).is_some(), "missing {p}");
     }
     let (s, h) = t.get_json("/api/health?deep=true").await;
@@ -194,7 +250,13 @@ async fn openapi_health_and_metrics() {
     assert_eq!(m["status"], "completed");
     let r = t.http.get(t.url("/metrics")).bearer_auth(ADMIN_KEY).send().await.unwrap();
     let text = r.text().await.unwrap();
-    for name in ["rez_queue_depth", "rez_queue_oldest_age_seconds", "rez_handler_duration_seconds", "rez_dlq_depth", "rez_deliveries_handled_total"] {
+    for name in [
+        "rez_queue_depth",
+        "rez_queue_oldest_age_seconds",
+        "rez_handler_duration_seconds",
+        "rez_dlq_depth",
+        "rez_deliveries_handled_total",
+    ] {
         assert!(text.contains(name), "missing {name}");
     }
     let (s, m) = t.get_json("/api/metrics").await;

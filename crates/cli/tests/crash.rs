@@ -116,8 +116,12 @@ async fn kill_dash_nine_under_load_loses_nothing() {
     if !missing.is_empty() {
         let r = reqwest::Client::new().get(format!("{url}/api/dlq?limit=100")).bearer_auth(KEY).send().await.unwrap();
         let v: serde_json::Value = r.json().await.unwrap();
-        let dlq: HashSet<String> =
-            v["items"].as_array().unwrap().iter().filter_map(|d| d["message"]["payload"]["message"].as_str().map(str::to_owned)).collect();
+        let dlq: HashSet<String> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d["message"]["payload"]["message"].as_str().map(str::to_owned))
+            .collect();
         dead = missing.iter().filter(|t| dlq.contains(t.as_str())).count();
         missing.retain(|t| !dlq.contains(t.as_str()));
     }

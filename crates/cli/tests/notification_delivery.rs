@@ -125,12 +125,15 @@ async fn redelivery_after_a_worker_dies_does_not_push_twice() {
         // The doomed worker: same data directory, its own process lease.
         let store = rez_cli::wiring::open_store(&config).unwrap();
         store.heartbeat().await.unwrap();
-        let new = NewMessage::from_json(&json!({"message_type": "notify", "payload": {"message": "only once"}}), Stage::Dev).unwrap();
+        let new =
+            NewMessage::from_json(&json!({"message_type": "notify", "payload": {"message": "only once"}}), Stage::Dev)
+                .unwrap();
         let m = Message::create(new, CreatedBy::Api, SystemClock.now());
         store.submit(m).await.unwrap();
         let d = store.receive(QueueName::Notifications, 1, Duration::from_secs(360)).await.unwrap().remove(0);
         let services = rez_cli::wiring::services(&config, &store).unwrap();
-        let processor = NotificationProcessor::new(services.inbox.clone(), services.notifier.clone(), Arc::new(Metrics::new()));
+        let processor =
+            NotificationProcessor::new(services.inbox.clone(), services.notifier.clone(), Arc::new(Metrics::new()));
         processor.handle(&d.message, d.receive_count).await.unwrap();
         assert_eq!(ntfy.count(), 1);
         store.resign().await.unwrap(); // the process is gone; `complete` never ran
@@ -141,7 +144,12 @@ async fn redelivery_after_a_worker_dies_does_not_push_twice() {
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut last = serde_json::Value::Null;
     while tokio::time::Instant::now() < deadline {
-        let r = http.get(format!("{base}/api/messages?status=completed")).bearer_auth(common::ADMIN_KEY).send().await.unwrap();
+        let r = http
+            .get(format!("{base}/api/messages?status=completed"))
+            .bearer_auth(common::ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
         last = r.json().await.unwrap();
         if !last["items"].as_array().unwrap().is_empty() {
             break;
@@ -193,7 +201,15 @@ async fn inbox_only_without_ntfy() {
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut inbox = serde_json::Value::Null;
     while tokio::time::Instant::now() < deadline {
-        inbox = http.get(format!("{base}/api/notifications")).bearer_auth(common::ADMIN_KEY).send().await.unwrap().json().await.unwrap();
+        inbox = http
+            .get(format!("{base}/api/notifications"))
+            .bearer_auth(common::ADMIN_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if inbox["items"].as_array().is_some_and(|i| !i.is_empty()) {
             break;
         }

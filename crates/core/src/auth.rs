@@ -78,7 +78,9 @@ mod tests {
     #[test]
     fn scope_lattice() {
         assert!(Scope::Admin.allows(Scope::Admin));
-        assert!(Scope::Write.allows(Scope::Mcp) && Scope::Write.allows(Scope::Read) && !Scope::Write.allows(Scope::Admin));
+        assert!(
+            Scope::Write.allows(Scope::Mcp) && Scope::Write.allows(Scope::Read) && !Scope::Write.allows(Scope::Admin)
+        );
         assert!(Scope::Mcp.allows(Scope::Read) && !Scope::Mcp.allows(Scope::Write));
         assert!(!Scope::Read.allows(Scope::Write) && !Scope::Read.allows(Scope::Mcp));
     }

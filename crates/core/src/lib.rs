@@ -13,6 +13,7 @@ pub mod message;
 pub mod notify;
 pub mod ports;
 pub mod routing;
+pub mod schedule;
 pub mod status;
 pub mod time;
 

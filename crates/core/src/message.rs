@@ -278,7 +278,10 @@ impl NewMessage {
         let stage = match obj.get("stage") {
             None | Some(Value::Null) => default_stage,
             Some(Value::String(s)) => Stage::parse(s).ok_or_else(|| {
-                ValidationError::invalid("stage", format!("unknown stage; expected one of {}", Stage::ALL.map(|s| s.as_str()).join(", ")))
+                ValidationError::invalid(
+                    "stage",
+                    format!("unknown stage; expected one of {}", Stage::ALL.map(|s| s.as_str()).join(", ")),
+                )
             })?,
             Some(_) => return Err(ValidationError::invalid("stage", "must be a string")),
         };
@@ -349,7 +352,10 @@ mod tests {
 
     #[test]
     fn rejects_server_fields_and_unknown_fields() {
-        assert_eq!(parse(json!({"message_type": "notify", "status": "completed"})).unwrap_err().code, "read_only_field");
+        assert_eq!(
+            parse(json!({"message_type": "notify", "status": "completed"})).unwrap_err().code,
+            "read_only_field"
+        );
         assert_eq!(parse(json!({"message_type": "notify", "paylod": {}})).unwrap_err().code, "unknown_field");
     }
 
@@ -370,17 +376,32 @@ mod tests {
 
     #[test]
     fn other_types_accept_any_object() {
-        parse(json!({"message_type": "web_action", "payload": {"action": "weather"}, "arguments": {"operation": "x"}})).unwrap();
+        parse(json!({"message_type": "web_action", "payload": {"action": "weather"}, "arguments": {"operation": "x"}}))
+            .unwrap();
         parse(json!({"message_type": "schedule_creation"})).unwrap();
     }
 
     #[test]
     fn message_json_uses_contract_names() {
         let now = chrono::Utc::now();
-        let new = parse(json!({"message_type": "notify", "payload": {"message": "hi"}, "idempotency_key": "k1"})).unwrap();
+        let new =
+            parse(json!({"message_type": "notify", "payload": {"message": "hi"}, "idempotency_key": "k1"})).unwrap();
         let m = Message::create(new, CreatedBy::Api, now);
         let v = serde_json::to_value(&m).unwrap();
-        for k in ["id", "version", "created_date", "updated_date", "created_by", "stage", "message_type", "status", "payload", "arguments", "idempotency_key", "retry_count"] {
+        for k in [
+            "id",
+            "version",
+            "created_date",
+            "updated_date",
+            "created_by",
+            "stage",
+            "message_type",
+            "status",
+            "payload",
+            "arguments",
+            "idempotency_key",
+            "retry_count",
+        ] {
             assert!(v.get(k).is_some(), "missing {k}");
         }
         assert_eq!(v["status"], "created");

@@ -24,7 +24,8 @@ impl Priority {
 
     /// `1`–`5`, or `min|low|default|high|urgent` (ntfy's names; `max` is ntfy's alias of urgent).
     pub fn parse_value(v: &Value) -> Result<Self, ValidationError> {
-        let err = || ValidationError::invalid("payload.priority", "must be 1–5 or one of min, low, default, high, urgent");
+        let err =
+            || ValidationError::invalid("payload.priority", "must be 1–5 or one of min, low, default, high, urgent");
         match v {
             Value::Number(n) => n.as_u64().filter(|p| (1..=5).contains(p)).map(|p| Priority(p as u8)).ok_or_else(err),
             Value::String(s) => match s.to_ascii_lowercase().as_str() {
@@ -79,7 +80,15 @@ pub struct NotifyPayload {
 impl NotifyPayload {
     /// A plain notification with just a message.
     pub fn text(message: impl Into<String>) -> Self {
-        Self { message: message.into(), title: None, priority: None, tags: vec![], click: None, markdown: false, topic: None }
+        Self {
+            message: message.into(),
+            title: None,
+            priority: None,
+            tags: vec![],
+            click: None,
+            markdown: false,
+            topic: None,
+        }
     }
 
     /// Validate a `payload` object of a `notify` message.
@@ -99,7 +108,10 @@ impl NotifyPayload {
             Some(_) => return Err(ValidationError::invalid("payload.message", "must be a string")),
         };
         if message.len() > MAX_MESSAGE_BYTES {
-            return Err(ValidationError::invalid("payload.message", format!("must be at most {MAX_MESSAGE_BYTES} bytes")));
+            return Err(ValidationError::invalid(
+                "payload.message",
+                format!("must be at most {MAX_MESSAGE_BYTES} bytes"),
+            ));
         }
         let title = opt_string(p, "title", MAX_TITLE_BYTES)?;
         if title.as_deref().is_some_and(|t| t.contains(['\r', '\n'])) {
@@ -119,7 +131,11 @@ impl NotifyPayload {
                     .iter()
                     .enumerate()
                     .map(|(i, t)| match t {
-                        Value::String(s) if !s.is_empty() && s.len() <= MAX_TAG_BYTES && !s.contains([',', '\r', '\n']) => Ok(s.clone()),
+                        Value::String(s)
+                            if !s.is_empty() && s.len() <= MAX_TAG_BYTES && !s.contains([',', '\r', '\n']) =>
+                        {
+                            Ok(s.clone())
+                        }
                         _ => Err(ValidationError::invalid(
                             format!("payload.tags[{i}]"),
                             format!("must be a non-empty string of at most {MAX_TAG_BYTES} bytes without commas"),
@@ -155,7 +171,9 @@ fn opt_string(p: &Map<String, Value>, name: &str, max: usize) -> Result<Option<S
     match p.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.len() <= max => Ok(Some(s.clone())),
-        Some(Value::String(_)) => Err(ValidationError::invalid(format!("payload.{name}"), format!("must be at most {max} bytes"))),
+        Some(Value::String(_)) => {
+            Err(ValidationError::invalid(format!("payload.{name}"), format!("must be at most {max} bytes")))
+        }
         Some(_) => Err(ValidationError::invalid(format!("payload.{name}"), "must be a string")),
     }
 }
@@ -179,7 +197,8 @@ mod tests {
 
     #[test]
     fn priorities() {
-        for (v, want) in [(json!(1), 1), (json!(5), 5), (json!("min"), 1), (json!("urgent"), 5), (json!("default"), 3)] {
+        for (v, want) in [(json!(1), 1), (json!(5), 5), (json!("min"), 1), (json!("urgent"), 5), (json!("default"), 3)]
+        {
             assert_eq!(Priority::parse_value(&v).unwrap().get(), want);
         }
         for v in [json!(0), json!(6), json!("loud"), json!(2.5), json!(true)] {

@@ -128,7 +128,9 @@ pub enum FailureKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FailOutcome {
     /// Visible again at this time.
-    Retrying { visible_at: Timestamp },
+    Retrying {
+        visible_at: Timestamp,
+    },
     DeadLettered,
 }
 
@@ -190,7 +192,12 @@ pub trait Queues: Send + Sync + 'static {
     /// Resolve when `queue` may have work, or after `timeout`.
     async fn wait_for_work(&self, queue: QueueName, timeout: Duration);
     async fn stats(&self) -> StoreResult<Vec<QueueStats>>;
-    async fn dead_letters(&self, queue: Option<QueueName>, limit: usize, cursor: Option<String>) -> StoreResult<Page<DeadLetter>>;
+    async fn dead_letters(
+        &self,
+        queue: Option<QueueName>,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> StoreResult<Page<DeadLetter>>;
     /// Move dead letters back to their source queue; returns how many moved.
     async fn redrive(&self, selector: &RedriveSelector) -> StoreResult<u64>;
     /// Drop a dead letter for good; false if it was not in a DLQ.
@@ -246,9 +253,19 @@ pub trait Inbox: Send + Sync + 'static {
     /// Create the entry for `message_id` if it does not exist; return the entry as stored.
     async fn open(&self, message_id: &MessageId, notification: &NotifyPayload) -> StoreResult<InboxEntry>;
     /// Record one attempt (increments `attempts`), creating the entry if needed.
-    async fn record(&self, message_id: &MessageId, notification: &NotifyPayload, outcome: AttemptOutcome) -> StoreResult<InboxEntry>;
+    async fn record(
+        &self,
+        message_id: &MessageId,
+        notification: &NotifyPayload,
+        outcome: AttemptOutcome,
+    ) -> StoreResult<InboxEntry>;
     async fn get_entry(&self, message_id: &MessageId) -> StoreResult<Option<InboxEntry>>;
-    async fn list_entries(&self, state: Option<DeliveryState>, limit: usize, cursor: Option<String>) -> StoreResult<Page<InboxEntry>>;
+    async fn list_entries(
+        &self,
+        state: Option<DeliveryState>,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> StoreResult<Page<InboxEntry>>;
 }
 
 /// API key storage. Keys are stored as SHA-256 hashes only.

@@ -27,7 +27,8 @@ pub enum QueueName {
 }
 
 impl Topic {
-    pub const ALL: [Topic; 4] = [Topic::WebActions, Topic::Notifications, Topic::ScheduleCreation, Topic::AgentResponse];
+    pub const ALL: [Topic; 4] =
+        [Topic::WebActions, Topic::Notifications, Topic::ScheduleCreation, Topic::AgentResponse];
 
     pub fn as_str(self) -> &'static str {
         match self {

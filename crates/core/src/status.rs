@@ -35,14 +35,8 @@ pub struct IllegalTransition {
 }
 
 impl Status {
-    pub const ALL: [Status; 6] = [
-        Status::Created,
-        Status::Queued,
-        Status::Processing,
-        Status::Completed,
-        Status::Failed,
-        Status::DeadLettered,
-    ];
+    pub const ALL: [Status; 6] =
+        [Status::Created, Status::Queued, Status::Processing, Status::Completed, Status::Failed, Status::DeadLettered];
 
     pub fn as_str(self) -> &'static str {
         match self {

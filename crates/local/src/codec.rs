@@ -1,11 +1,11 @@
 //! Row ↔ domain conversions shared by the adapters.
 
 use chrono::{TimeZone, Utc};
+use rez_core::MessageId;
 use rez_core::message::{CreatedBy, IdempotencyKey, Message, MessageType, Stage};
 use rez_core::ports::{StoreError, StoreResult};
 use rez_core::status::Status;
 use rez_core::time::Timestamp;
-use rez_core::MessageId;
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use crate::db::sql;
@@ -40,7 +40,9 @@ pub fn message_from_row(row: &Row<'_>, base: usize) -> StoreResult<Message> {
         stage: Stage::parse(&stage).ok_or_else(|| corrupt("stage", &stage))?,
         message_type: MessageType::parse(&mtype).ok_or_else(|| corrupt("message_type", &mtype))?,
         status: Status::parse(&status).ok_or_else(|| corrupt("status", &status))?,
-        idempotency_key: key.map(|k| IdempotencyKey::parse(&k).map_err(|_| corrupt("idempotency key", &k))).transpose()?,
+        idempotency_key: key
+            .map(|k| IdempotencyKey::parse(&k).map_err(|_| corrupt("idempotency key", &k)))
+            .transpose()?,
         retry_count: row.get(base + 8).map_err(sql)?,
         error_message: row.get(base + 9).map_err(sql)?,
         version: get_s(10)?,
@@ -50,14 +52,17 @@ pub fn message_from_row(row: &Row<'_>, base: usize) -> StoreResult<Message> {
 }
 
 pub fn load_message(conn: &Connection, id: &str) -> StoreResult<Option<Message>> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1")).map_err(sql)?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1")).map_err(sql)?;
     let row = stmt.query_row([id], |r| Ok(message_from_row(r, 0))).optional().map_err(sql)?;
     row.transpose()
 }
 
 pub fn insert_message(conn: &Connection, m: &Message) -> StoreResult<()> {
     let mut stmt = conn
-        .prepare_cached(&format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"))
+        .prepare_cached(&format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"
+        ))
         .map_err(sql)?;
     let payload = serde_json::Value::Object(m.payload.clone()).to_string();
     let arguments = serde_json::Value::Object(m.arguments.clone()).to_string();
@@ -104,9 +109,17 @@ pub fn set_status(
     }
     m.updated_date = now;
     let mut stmt = conn
-        .prepare_cached("UPDATE messages SET status = ?2, error_message = ?3, retry_count = ?4, updated_ms = ?5 WHERE id = ?1")
+        .prepare_cached(
+            "UPDATE messages SET status = ?2, error_message = ?3, retry_count = ?4, updated_ms = ?5 WHERE id = ?1",
+        )
         .map_err(sql)?;
-    stmt.execute(rusqlite::params![m.id.as_str(), m.status.as_str(), m.error_message, m.retry_count, now.timestamp_millis()])
-        .map_err(sql)?;
+    stmt.execute(rusqlite::params![
+        m.id.as_str(),
+        m.status.as_str(),
+        m.error_message,
+        m.retry_count,
+        now.timestamp_millis()
+    ])
+    .map_err(sql)?;
     Ok(())
 }

@@ -38,7 +38,8 @@ fn entry(r: &Row<'_>) -> StoreResult<InboxEntry> {
     let state: String = r.get(2).map_err(sql)?;
     Ok(InboxEntry {
         message_id: MessageId::parse(&id).map_err(|_| StoreError::Corrupt(format!("inbox id {id}")))?,
-        notification: serde_json::from_str::<NotifyPayload>(&n).map_err(|e| StoreError::Corrupt(format!("inbox entry {id}: {e}")))?,
+        notification: serde_json::from_str::<NotifyPayload>(&n)
+            .map_err(|e| StoreError::Corrupt(format!("inbox entry {id}: {e}")))?,
         state: parse_state(&state)?,
         attempts: r.get(3).map_err(sql)?,
         last_error: r.get(4).map_err(sql)?,
@@ -73,7 +74,12 @@ impl Inbox for LocalStore {
             .await
     }
 
-    async fn record(&self, message_id: &MessageId, notification: &NotifyPayload, outcome: AttemptOutcome) -> StoreResult<InboxEntry> {
+    async fn record(
+        &self,
+        message_id: &MessageId,
+        notification: &NotifyPayload,
+        outcome: AttemptOutcome,
+    ) -> StoreResult<InboxEntry> {
         let id = message_id.to_string();
         let body = serde_json::to_string(notification).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now_ms = self.now_ms();
@@ -105,7 +111,12 @@ impl Inbox for LocalStore {
         self.db.read(move |c| load(c, &id)).await
     }
 
-    async fn list_entries(&self, state: Option<DeliveryState>, limit: usize, cursor: Option<String>) -> StoreResult<Page<InboxEntry>> {
+    async fn list_entries(
+        &self,
+        state: Option<DeliveryState>,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> StoreResult<Page<InboxEntry>> {
         let limit = limit.clamp(1, 100);
         self.db
             .read(move |c| {
@@ -120,7 +131,8 @@ impl Inbox for LocalStore {
                     clauses.push("message_id < ?");
                     params.push(c.to_string());
                 }
-                let where_ = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+                let where_ =
+                    if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
                 let q = format!("SELECT {COLUMNS} FROM inbox {where_} ORDER BY message_id DESC LIMIT {}", limit + 1);
                 let mut stmt = c.prepare(&q).map_err(sql)?;
                 let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(sql)?;

@@ -84,7 +84,10 @@ impl ApiKeyStore for LocalStore {
             .write(move |ctx| {
                 let n = ctx
                     .tx
-                    .execute("UPDATE api_keys SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL", rusqlite::params![id, at.timestamp_millis()])
+                    .execute(
+                        "UPDATE api_keys SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL",
+                        rusqlite::params![id, at.timestamp_millis()],
+                    )
                     .map_err(sql)?;
                 Ok(n > 0)
             })

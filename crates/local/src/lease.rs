@@ -35,9 +35,12 @@ impl LocalStore {
                 .map_err(sql)?;
                 // Work held by any owner without a live lease: dead (stale heartbeat) or
                 // gone (resigned on shutdown with deliveries still in flight).
-                const ORPHANED: &str = "owner IS NOT NULL AND owner NOT IN (SELECT id FROM instances WHERE heartbeat_ms >= ?1)";
+                const ORPHANED: &str =
+                    "owner IS NOT NULL AND owner NOT IN (SELECT id FROM instances WHERE heartbeat_ms >= ?1)";
                 let queues: Vec<String> = {
-                    let mut stmt = tx.prepare_cached(&format!("SELECT DISTINCT queue FROM queue_items WHERE {ORPHANED}")).map_err(sql)?;
+                    let mut stmt = tx
+                        .prepare_cached(&format!("SELECT DISTINCT queue FROM queue_items WHERE {ORPHANED}"))
+                        .map_err(sql)?;
                     let rows = stmt.query_map([stale_ms], |r| r.get(0)).map_err(sql)?;
                     rows.collect::<Result<_, _>>().map_err(sql)?
                 };
@@ -45,7 +48,9 @@ impl LocalStore {
                 if !queues.is_empty() {
                     let n = tx
                         .execute(
-                            &format!("UPDATE queue_items SET receipt = NULL, owner = NULL, visible_ms = ?2 WHERE {ORPHANED}"),
+                            &format!(
+                                "UPDATE queue_items SET receipt = NULL, owner = NULL, visible_ms = ?2 WHERE {ORPHANED}"
+                            ),
                             rusqlite::params![stale_ms, now_ms],
                         )
                         .map_err(sql)?;
@@ -55,7 +60,10 @@ impl LocalStore {
                     tracing::warn!(reclaimed = n, "reclaimed in-flight work of processes that are gone");
                     reclaimed = n as u64;
                 }
-                tx.prepare_cached("DELETE FROM instances WHERE heartbeat_ms < ?1").map_err(sql)?.execute([stale_ms]).map_err(sql)?;
+                tx.prepare_cached("DELETE FROM instances WHERE heartbeat_ms < ?1")
+                    .map_err(sql)?
+                    .execute([stale_ms])
+                    .map_err(sql)?;
                 Ok(reclaimed)
             })
             .await

@@ -3,11 +3,11 @@
 //! stored but never queued.
 
 use async_trait::async_trait;
+use rez_core::MessageId;
 use rez_core::message::Message;
 use rez_core::ports::{IDEMPOTENCY_WINDOW, MessageFilter, MessageStore, Page, StoreError, StoreResult, Submitted};
 use rez_core::routing::{primary_queue, topic_for};
 use rez_core::status::Status;
-use rez_core::MessageId;
 use rusqlite::OptionalExtension;
 use rusqlite::types::Value as SqlValue;
 
@@ -105,7 +105,8 @@ impl MessageStore for LocalStore {
                     params.push(SqlValue::Text(id.as_str().into()));
                 }
                 let limit = f.limit.clamp(1, 100);
-                let where_ = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+                let where_ =
+                    if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
                 let q = format!("SELECT {MESSAGE_COLUMNS} FROM messages {where_} ORDER BY id DESC LIMIT {}", limit + 1);
                 let mut stmt = c.prepare(&q).map_err(sql)?;
                 let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(sql)?;

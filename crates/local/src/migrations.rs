@@ -102,7 +102,9 @@ pub fn run(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
             .map_err(|source| DbError::Migration { version, source })?;
         // Re-check under the lock: another process may have migrated meanwhile.
-        let now: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|source| DbError::Migration { version, source })?;
+        let now: u32 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|source| DbError::Migration { version, source })?;
         if now >= version {
             continue;
         }

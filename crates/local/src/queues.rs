@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use rand::Rng;
 use rez_core::MessageId;
 use rez_core::ports::{
-    DeadLetter, Delivery, FailOutcome, FailureKind, MAX_BATCH, MAX_RECEIVES, Page, Queues, QueueStats, RETENTION,
+    DeadLetter, Delivery, FailOutcome, FailureKind, MAX_BATCH, MAX_RECEIVES, Page, QueueStats, Queues, RETENTION,
     RedriveSelector, StoreError, StoreResult,
 };
 use rez_core::routing::{QueueName, primary_queue};
@@ -189,9 +189,7 @@ impl Queues for LocalStore {
                 let id = d.message.id.as_str();
                 let primary = d.queue == primary_queue(d.message.message_type);
                 if kind == FailureKind::Permanent || d.receive_count >= MAX_RECEIVES {
-                    if primary
-                        && let Some(mut m) = load_message(tx, id)?
-                    {
+                    if primary && let Some(mut m) = load_message(tx, id)? {
                         set_status(tx, &mut m, Status::Failed, Some(&error), true, now)?;
                     }
                     dead_letter(tx, d.queue, id, Some(&error), now)?;
@@ -241,11 +239,9 @@ impl Queues for LocalStore {
         let next_due = self
             .db
             .read(move |c| {
-                c.query_row(
-                    "SELECT MIN(visible_ms) FROM queue_items WHERE queue = ?1",
-                    [queue.as_str()],
-                    |r| r.get::<_, Option<i64>>(0),
-                )
+                c.query_row("SELECT MIN(visible_ms) FROM queue_items WHERE queue = ?1", [queue.as_str()], |r| {
+                    r.get::<_, Option<i64>>(0)
+                })
                 .map_err(sql)
             })
             .await
@@ -291,7 +287,12 @@ impl Queues for LocalStore {
             .await
     }
 
-    async fn dead_letters(&self, queue: Option<QueueName>, limit: usize, cursor: Option<String>) -> StoreResult<Page<DeadLetter>> {
+    async fn dead_letters(
+        &self,
+        queue: Option<QueueName>,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> StoreResult<Page<DeadLetter>> {
         let limit = limit.clamp(1, 100);
         self.db
             .read(move |c| {
@@ -322,7 +323,8 @@ impl Queues for LocalStore {
                 while let Some(r) = rows.next().map_err(sql)? {
                     let source: String = r.get(1).map_err(sql)?;
                     items.push(DeadLetter {
-                        source_queue: QueueName::parse(&source).ok_or_else(|| StoreError::Corrupt(format!("queue {source}")))?,
+                        source_queue: QueueName::parse(&source)
+                            .ok_or_else(|| StoreError::Corrupt(format!("queue {source}")))?,
                         receive_count: r.get(2).map_err(sql)?,
                         dead_lettered_date: ts(r.get::<_, Option<i64>>(3).map_err(sql)?.unwrap_or(0))?,
                         last_error: r.get(4).map_err(sql)?,
@@ -393,7 +395,10 @@ impl Queues for LocalStore {
             .write(move |ctx| {
                 let n = ctx
                     .tx
-                    .execute("DELETE FROM queue_items WHERE message_id = ?1 AND dead_lettered_ms IS NOT NULL", [id.as_str()])
+                    .execute(
+                        "DELETE FROM queue_items WHERE message_id = ?1 AND dead_lettered_ms IS NOT NULL",
+                        [id.as_str()],
+                    )
                     .map_err(sql)?;
                 Ok(n > 0)
             })
@@ -411,22 +416,34 @@ impl LocalStore {
             .write(move |ctx| {
                 let tx = ctx.tx;
                 let expired: Vec<(String, String)> = {
-                    let mut stmt = tx.prepare("SELECT queue, message_id FROM queue_items WHERE enqueued_ms < ?1").map_err(sql)?;
+                    let mut stmt =
+                        tx.prepare("SELECT queue, message_id FROM queue_items WHERE enqueued_ms < ?1").map_err(sql)?;
                     let rows = stmt.query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql)?;
                     rows.collect::<Result<_, _>>().map_err(sql)?
                 };
                 for (queue, id) in &expired {
-                    tx.execute("DELETE FROM queue_items WHERE queue = ?1 AND message_id = ?2", [queue, id]).map_err(sql)?;
+                    tx.execute("DELETE FROM queue_items WHERE queue = ?1 AND message_id = ?2", [queue, id])
+                        .map_err(sql)?;
                     if let Some(mut m) = load_message(tx, id)?
                         && !m.status.is_terminal()
                         && m.status.can_transition(Status::DeadLettered)
                     {
-                        set_status(tx, &mut m, Status::DeadLettered, Some("expired: retention period of 4 days ended"), false, now)?;
+                        set_status(
+                            tx,
+                            &mut m,
+                            Status::DeadLettered,
+                            Some("expired: retention period of 4 days ended"),
+                            false,
+                            now,
+                        )?;
                     }
                     tracing::warn!(message_id = %id, queue = %queue, "queue item expired after the retention period");
                 }
-                tx.execute("DELETE FROM idempotency_keys WHERE created_ms < ?1", [(now - rez_core::ports::IDEMPOTENCY_WINDOW).timestamp_millis()])
-                    .map_err(sql)?;
+                tx.execute(
+                    "DELETE FROM idempotency_keys WHERE created_ms < ?1",
+                    [(now - rez_core::ports::IDEMPOTENCY_WINDOW).timestamp_millis()],
+                )
+                .map_err(sql)?;
                 Ok(expired.len() as u64)
             })
             .await

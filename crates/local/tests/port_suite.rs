@@ -41,7 +41,9 @@ async fn dead_process_work_is_reclaimed() {
     let dead = LocalStore::open(&path, clock.clone(), QueueConfig::default()).unwrap();
     let alive = LocalStore::open(&path, clock.clone(), QueueConfig::default()).unwrap();
     dead.heartbeat().await.unwrap();
-    let new = NewMessage::from_json(&serde_json::json!({"message_type": "notify", "payload": {"message": "x"}}), Stage::Dev).unwrap();
+    let new =
+        NewMessage::from_json(&serde_json::json!({"message_type": "notify", "payload": {"message": "x"}}), Stage::Dev)
+            .unwrap();
     assert_eq!(new.message_type, MessageType::Notify);
     dead.submit(Message::create(new, CreatedBy::Api, clock.now())).await.unwrap();
     let d = dead.receive(QueueName::Notifications, 10, Duration::from_secs(360)).await.unwrap();
@@ -65,17 +67,19 @@ async fn dead_process_work_is_reclaimed() {
 /// flight does not strand them.
 #[tokio::test]
 async fn resigned_process_work_is_reclaimed() {
+    use rez_core::QueueName;
     use rez_core::clock::{Clock, SystemClock};
     use rez_core::message::{CreatedBy, Message, NewMessage, Stage};
     use rez_core::ports::{MessageStore, Queues};
-    use rez_core::QueueName;
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rez.db");
     let a = LocalStore::open(&path, Arc::new(SystemClock), QueueConfig::default()).unwrap();
     let b = LocalStore::open(&path, Arc::new(SystemClock), QueueConfig::default()).unwrap();
     a.heartbeat().await.unwrap();
-    let new = NewMessage::from_json(&serde_json::json!({"message_type": "notify", "payload": {"message": "x"}}), Stage::Dev).unwrap();
+    let new =
+        NewMessage::from_json(&serde_json::json!({"message_type": "notify", "payload": {"message": "x"}}), Stage::Dev)
+            .unwrap();
     a.submit(Message::create(new, CreatedBy::Api, SystemClock.now())).await.unwrap();
     assert_eq!(a.receive(QueueName::Notifications, 10, Duration::from_secs(360)).await.unwrap().len(), 1);
     a.resign().await.unwrap();

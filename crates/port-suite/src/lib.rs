@@ -255,7 +255,12 @@ pub async fn list_filters_and_paginates(s: Arc<dyn Store>) {
     let mut cursor = None;
     loop {
         let page = s
-            .list_messages(&MessageFilter { message_type: Some(MessageType::Notify), limit: 3, cursor: cursor.clone(), ..Default::default() })
+            .list_messages(&MessageFilter {
+                message_type: Some(MessageType::Notify),
+                limit: 3,
+                cursor: cursor.clone(),
+                ..Default::default()
+            })
             .await
             .unwrap();
         assert!(page.items.len() <= 3);
@@ -267,9 +272,15 @@ pub async fn list_filters_and_paginates(s: Arc<dyn Store>) {
     }
     ids.reverse();
     assert_eq!(seen, ids, "newest first, every notify message exactly once");
-    let queued = s.list_messages(&MessageFilter { status: Some(Status::Queued), limit: 100, ..Default::default() }).await.unwrap();
+    let queued = s
+        .list_messages(&MessageFilter { status: Some(Status::Queued), limit: 100, ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(queued.items.len(), 8);
-    let none = s.list_messages(&MessageFilter { status: Some(Status::Completed), limit: 100, ..Default::default() }).await.unwrap();
+    let none = s
+        .list_messages(&MessageFilter { status: Some(Status::Completed), limit: 100, ..Default::default() })
+        .await
+        .unwrap();
     assert!(none.items.is_empty());
     let bad = s.list_messages(&MessageFilter { limit: 10, cursor: Some("garbage".into()), ..Default::default() }).await;
     assert!(matches!(bad, Err(StoreError::InvalidCursor)));

@@ -1,9 +1,9 @@
 //! Accepting a message: validate the body, mint the message, store-and-route it through
 //! the `MessageStore` port. The API, the CLI and (later) MCP tools all come through here.
 
+use rez_core::ValidationError;
 use rez_core::message::{CreatedBy, IdempotencyKey, Message, NewMessage};
 use rez_core::ports::{StoreError, Submitted};
-use rez_core::ValidationError;
 use serde_json::Value;
 
 use crate::Services;

@@ -59,7 +59,8 @@ pub fn mint(name: &str, scope: Scope, clock: &dyn Clock) -> MintedKey {
     rand::rng().fill_bytes(&mut secret);
     let ulid = &id.as_str()[ApiKeyId::PREFIX.len() + 1..];
     let token = format!("{TOKEN_PREFIX}{ulid}_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));
-    let record = ApiKeyRecord { id, name: name.to_owned(), scope, hash: hash(&token), created_date: now, revoked_date: None };
+    let record =
+        ApiKeyRecord { id, name: name.to_owned(), scope, hash: hash(&token), created_date: now, revoked_date: None };
     MintedKey { token, record }
 }
 
@@ -83,12 +84,7 @@ pub struct KeyVerifier {
 
 impl KeyVerifier {
     pub fn new(store: Arc<dyn ApiKeyStore>, admin_key: Option<String>, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            store,
-            admin_hash: admin_key.filter(|k| !k.is_empty()).map(|k| hash(&k)),
-            cache: Arc::default(),
-            clock,
-        }
+        Self { store, admin_hash: admin_key.filter(|k| !k.is_empty()).map(|k| hash(&k)), cache: Arc::default(), clock }
     }
 
     pub fn store(&self) -> &Arc<dyn ApiKeyStore> {

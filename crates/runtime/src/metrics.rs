@@ -108,7 +108,9 @@ impl Metrics {
     }
 
     pub fn handled(&self, queue: QueueName, outcome: Outcome, seconds: f64) {
-        self.handled.get_or_create(&OutcomeLabel { queue: queue.as_str().into(), outcome: outcome.as_str().into() }).inc();
+        self.handled
+            .get_or_create(&OutcomeLabel { queue: queue.as_str().into(), outcome: outcome.as_str().into() })
+            .inc();
         self.latency.get_or_create(&QueueLabel { queue: queue.as_str().into() }).observe(seconds);
     }
 
@@ -136,13 +138,21 @@ impl Metrics {
     pub fn summary(&self) -> MetricsSummary {
         let accepted = rez_core::MessageType::ALL
             .iter()
-            .map(|t| (t.as_str().to_owned(), self.accepted.get_or_create(&TypeLabel { message_type: t.as_str().into() }).get()))
+            .map(|t| {
+                (
+                    t.as_str().to_owned(),
+                    self.accepted.get_or_create(&TypeLabel { message_type: t.as_str().into() }).get(),
+                )
+            })
             .filter(|(_, n)| *n > 0)
             .collect();
         let mut handled = Vec::new();
         for q in QueueName::ALL {
             for o in [Outcome::Completed, Outcome::Retrying, Outcome::DeadLettered, Outcome::Stale] {
-                let n = self.handled.get_or_create(&OutcomeLabel { queue: q.as_str().into(), outcome: o.as_str().into() }).get();
+                let n = self
+                    .handled
+                    .get_or_create(&OutcomeLabel { queue: q.as_str().into(), outcome: o.as_str().into() })
+                    .get();
                 if n > 0 {
                     handled.push(HandledCount { queue: q, outcome: o.as_str(), count: n });
                 }

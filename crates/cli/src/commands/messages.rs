@@ -1,15 +1,23 @@
 //! `rez messages list|show`.
 
+use rez_core::MessageId;
 use rez_core::message::MessageType;
 use rez_core::ports::{Inbox, MessageFilter, MessageStore};
 use rez_core::status::Status;
-use rez_core::MessageId;
 use rez_local::LocalStore;
 
-pub async fn list(store: &LocalStore, status: Option<String>, message_type: Option<String>, limit: usize, json: bool) -> anyhow::Result<()> {
-    let status = status.map(|s| Status::parse(&s).ok_or_else(|| anyhow::anyhow!("unknown status `{s}`"))).transpose()?;
-    let message_type =
-        message_type.map(|t| MessageType::parse(&t).ok_or_else(|| anyhow::anyhow!("unknown message type `{t}`"))).transpose()?;
+pub async fn list(
+    store: &LocalStore,
+    status: Option<String>,
+    message_type: Option<String>,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    let status =
+        status.map(|s| Status::parse(&s).ok_or_else(|| anyhow::anyhow!("unknown status `{s}`"))).transpose()?;
+    let message_type = message_type
+        .map(|t| MessageType::parse(&t).ok_or_else(|| anyhow::anyhow!("unknown message type `{t}`")))
+        .transpose()?;
     let page = store
         .list_messages(&MessageFilter { status, message_type, limit: limit.clamp(1, 100), ..Default::default() })
         .await?;

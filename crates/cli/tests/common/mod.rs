@@ -66,7 +66,9 @@ impl TestServer {
     }
 
     pub async fn notify(&self, text: &str) -> String {
-        let (status, body) = self.post_json("/api/messages", serde_json::json!({"message_type": "notify", "payload": {"message": text}})).await;
+        let (status, body) = self
+            .post_json("/api/messages", serde_json::json!({"message_type": "notify", "payload": {"message": text}}))
+            .await;
         assert_eq!(status, 202, "{body}");
         body["id"].as_str().expect("id").to_owned()
     }

@@ -28,10 +28,14 @@ pub async fn require_key(State(services): State<Services>, mut req: Request, nex
         Err(AuthError::Revoked) => return ApiError::unauthorized("this API key has been revoked").into_response(),
         Err(_) => return ApiError::unauthorized("the API key is not valid").into_response(),
     };
-    let required = if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) { Scope::Read } else { Scope::Write };
+    let required =
+        if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) { Scope::Read } else { Scope::Write };
     if !principal.scope.allows(required) {
-        return ApiError::forbidden(format!("this key has scope `{}`; this request needs `{required}`", principal.scope))
-            .into_response();
+        return ApiError::forbidden(format!(
+            "this key has scope `{}`; this request needs `{required}`",
+            principal.scope
+        ))
+        .into_response();
     }
     req.extensions_mut().insert(principal);
     next.run(req).await

@@ -37,7 +37,11 @@ pub struct Redriven {
     request_body(content = Object, description = "exactly one of `all: true`, `queue`, `ids`"),
     responses((status = 200, body = Redriven), (status = 400, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn redrive(State(s): State<Services>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Redriven>> {
+pub async fn redrive(
+    State(s): State<Services>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Redriven>> {
     let v = json_body(&headers, body)?;
     let selector = selector(&v)?;
     let redriven = s.queues.redrive(&selector).await?;
@@ -47,15 +51,19 @@ pub async fn redrive(State(s): State<Services>, headers: HeaderMap, body: Result
 
 fn selector(v: &Value) -> ApiResult<RedriveSelector> {
     let obj = v.as_object().ok_or_else(|| ApiError::bad_request("invalid_body", "expected a JSON object"))?;
-    let bad = || ApiError::bad_request("invalid_body", "give exactly one of `all: true`, `queue: \"<name>\"` or `ids: [..]`");
+    let bad =
+        || ApiError::bad_request("invalid_body", "give exactly one of `all: true`, `queue: \"<name>\"` or `ids: [..]`");
     if obj.len() != 1 {
         return Err(bad());
     }
     match obj.iter().next() {
         Some((k, Value::Bool(true))) if k == "all" => Ok(RedriveSelector::All),
-        Some((k, Value::String(q))) if k == "queue" => QueueName::parse(q)
-            .map(RedriveSelector::Queue)
-            .ok_or_else(|| ApiError::bad_request("invalid_field", format!("unknown queue `{q}`")).with_details(serde_json::json!({"field": "queue"}))),
+        Some((k, Value::String(q))) if k == "queue" => {
+            QueueName::parse(q).map(RedriveSelector::Queue).ok_or_else(|| {
+                ApiError::bad_request("invalid_field", format!("unknown queue `{q}`"))
+                    .with_details(serde_json::json!({"field": "queue"}))
+            })
+        }
         Some((k, Value::Array(ids))) if k == "ids" => {
             if ids.is_empty() || ids.len() > 1000 {
                 return Err(ApiError::bad_request("invalid_field", "`ids` must list 1–1000 message ids"));

@@ -81,9 +81,13 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(format!("{what} was not found")),
-            StoreError::IllegalTransition(t) => ApiError::new(StatusCode::CONFLICT, "illegal_transition", t.to_string()),
+            StoreError::IllegalTransition(t) => {
+                ApiError::new(StatusCode::CONFLICT, "illegal_transition", t.to_string())
+            }
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            StoreError::InvalidCursor => ApiError::bad_request("invalid_cursor", "the cursor is not one this API returned"),
+            StoreError::InvalidCursor => {
+                ApiError::bad_request("invalid_cursor", "the cursor is not one this API returned")
+            }
             StoreError::Unavailable(m) => {
                 tracing::error!(error = %m, "store unavailable");
                 ApiError::unavailable("the store is unavailable; retry later")

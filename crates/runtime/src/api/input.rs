@@ -43,14 +43,21 @@ pub struct Query(Vec<(String, String)>);
 
 impl Query {
     pub fn parse(raw: Option<&str>, allowed: &[&str]) -> ApiResult<Self> {
-        let pairs: Vec<(String, String)> =
-            url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         for (i, (k, _)) in pairs.iter().enumerate() {
             if !allowed.contains(&k.as_str()) {
-                return Err(ApiError::bad_request("unknown_parameter", format!("unknown query parameter `{k}`; expected one of {}", allowed.join(", "))));
+                return Err(ApiError::bad_request(
+                    "unknown_parameter",
+                    format!("unknown query parameter `{k}`; expected one of {}", allowed.join(", ")),
+                ));
             }
             if pairs[..i].iter().any(|(p, _)| p == k) {
-                return Err(ApiError::bad_request("repeated_parameter", format!("query parameter `{k}` is given more than once")));
+                return Err(ApiError::bad_request(
+                    "repeated_parameter",
+                    format!("query parameter `{k}` is given more than once"),
+                ));
             }
         }
         Ok(Self(pairs))
@@ -73,6 +80,10 @@ impl Query {
 
     /// `limit`, 1..=100, default 50.
     pub fn limit(&self) -> ApiResult<usize> {
-        Ok(self.parse_with("limit", "an integer from 1 to 100", |v| v.parse::<usize>().ok().filter(|n| (1..=100).contains(n)))?.unwrap_or(50))
+        Ok(self
+            .parse_with("limit", "an integer from 1 to 100", |v| {
+                v.parse::<usize>().ok().filter(|n| (1..=100).contains(n))
+            })?
+            .unwrap_or(50))
     }
 }

@@ -6,10 +6,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use rez_core::MessageId;
 use rez_core::message::{CreatedBy, Message, MessageType, Stage};
 use rez_core::ports::{InboxEntry, MessageFilter, Page, Submitted};
 use rez_core::status::Status;
-use rez_core::MessageId;
 use serde::Serialize;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
@@ -31,10 +31,16 @@ fn parse_id(raw: &str) -> ApiResult<MessageId> {
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create(State(s): State<Services>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult<Response> {
+pub async fn create(
+    State(s): State<Services>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
     let value = json_body(&headers, body)?;
     let key = match headers.get("idempotency-key") {
-        Some(v) => Some(v.to_str().map_err(|_| ApiError::bad_request("invalid_field", "Idempotency-Key must be ASCII"))?),
+        Some(v) => {
+            Some(v.to_str().map_err(|_| ApiError::bad_request("invalid_field", "Idempotency-Key must be ASCII"))?)
+        }
         None => None,
     };
     Ok(match intake::submit_json(&s, &value, CreatedBy::Api, key).await? {
@@ -87,7 +93,8 @@ pub struct MessageDetail {
     security(("bearer" = [])))]
 pub async fn show(State(s): State<Services>, Path(id): Path<String>) -> ApiResult<Json<MessageDetail>> {
     let id = parse_id(&id)?;
-    let message = s.messages.get_message(&id).await?.ok_or_else(|| ApiError::not_found(format!("message {id} was not found")))?;
+    let message =
+        s.messages.get_message(&id).await?.ok_or_else(|| ApiError::not_found(format!("message {id} was not found")))?;
     let notifications = s.inbox.get_entry(&id).await?.into_iter().collect();
     Ok(Json(MessageDetail { message, notifications }))
 }

@@ -7,8 +7,8 @@ pub mod error;
 mod input;
 mod messages;
 mod notifications;
-mod ops;
 pub mod openapi;
+mod ops;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -41,7 +41,11 @@ pub fn router(services: Services) -> Router {
         .merge(authed)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method",
+            )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {

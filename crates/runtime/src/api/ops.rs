@@ -35,7 +35,12 @@ pub async fn health(State(s): State<Services>, RawQuery(raw): RawQuery) -> ApiRe
     } else {
         None
     };
-    Ok(Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION"), uptime_seconds: s.started.elapsed().as_secs(), queues }))
+    Ok(Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_seconds: s.started.elapsed().as_secs(),
+        queues,
+    }))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

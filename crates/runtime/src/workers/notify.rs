@@ -74,7 +74,9 @@ impl Handler for NotificationProcessor {
                 self.metrics.pushed("failed");
                 let text = e.to_string();
                 // Recording the failure is best effort: the queue keeps the error too.
-                if let Err(re) = self.inbox.record(&message.id, &notification, AttemptOutcome::Failed { error: text.clone() }).await {
+                if let Err(re) =
+                    self.inbox.record(&message.id, &notification, AttemptOutcome::Failed { error: text.clone() }).await
+                {
                     tracing::warn!(message_id = %message.id, error = %re, "could not record failed attempt");
                 }
                 Err(match e {

@@ -1,0 +1,370 @@
+//! The ntfy client: rez_agent's push-notification channel (SPEC §6.2).
+//!
+//! It implements [`Notifier`] by publishing with ntfy's JSON form — `POST <server>/` with
+//! `{"topic", "message", "title", "priority", "tags", "click", "markdown"}` — so no option
+//! has to be squeezed into HTTP headers. Every call goes through `rez-http`, so the ntfy
+//! host must be on the integration's allowlist and the usual SSRF checks apply.
+//!
+//! Within one [`Notifier::push`] call, 5xx, 429 and connection errors are retried with
+//! exponential backoff honouring `Retry-After`, up to `max_attempts`; then the failure is
+//! reported as [`PushError::Transient`] and the queue retries later. A publish is a POST,
+//! but the notification processor makes it idempotent (the inbox records delivered
+//! pushes), so retrying here is allowed. Other 4xx answers are [`PushError::Permanent`].
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rez_core::MessageId;
+use rez_core::notify::NotifyPayload;
+use rez_core::ports::{Notifier, PushError, PushReceipt};
+use rez_http::{HttpClient, HttpError, HttpResponse, OutboundRequest, PolicyViolation, Redactor, RetryPolicy, Url};
+use serde::{Deserialize, Serialize};
+
+/// Attempts within one push, the first included.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// Delay before the first retry; doubles with each further one.
+pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_millis(500);
+
+/// How to authenticate to the ntfy server.
+#[derive(Clone, Default)]
+pub enum NtfyAuth {
+    #[default]
+    None,
+    /// An access token, sent as `Authorization: Bearer tk_…`.
+    Token(String),
+    /// A user and password, sent as basic auth.
+    Basic { user: String, password: String },
+}
+
+impl fmt::Debug for NtfyAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NtfyAuth::None => f.write_str("None"),
+            NtfyAuth::Token(_) => f.write_str("Token([REDACTED])"),
+            NtfyAuth::Basic { user, .. } => {
+                write!(f, "Basic {{ user: {user:?}, password: [REDACTED] }}")
+            }
+        }
+    }
+}
+
+/// Configuration of the ntfy channel.
+#[derive(Debug, Clone)]
+pub struct NtfyConfig {
+    /// The full topic URL, e.g. `https://ntfy.sh/mytopic`. The server is everything up
+    /// to the last path segment, the topic is the last segment.
+    pub topic_url: String,
+    pub auth: NtfyAuth,
+    /// Attempts within one push (≥ 1), default [`DEFAULT_MAX_ATTEMPTS`].
+    pub max_attempts: u32,
+    /// Default [`DEFAULT_BACKOFF_BASE`].
+    pub backoff_base: Duration,
+    /// Ceiling of the exponential backoff.
+    pub max_backoff: Duration,
+    /// The longest `Retry-After` waited for within one push; a longer one ends the push
+    /// with [`PushError::Transient`] carrying it, for the queue to honour.
+    pub max_retry_after: Duration,
+}
+
+impl NtfyConfig {
+    pub fn new(topic_url: impl Into<String>) -> Self {
+        Self {
+            topic_url: topic_url.into(),
+            auth: NtfyAuth::None,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            backoff_base: DEFAULT_BACKOFF_BASE,
+            max_backoff: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.auth = NtfyAuth::Token(token.into());
+        self
+    }
+
+    pub fn with_basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.auth = NtfyAuth::Basic { user: user.into(), password: password.into() };
+        self
+    }
+
+    /// The host of the topic URL: what the ntfy integration's allowlist must contain.
+    pub fn host(&self) -> Option<String> {
+        Url::parse(&self.topic_url).ok().and_then(|u| u.host_str().map(str::to_owned))
+    }
+}
+
+/// A configuration the client cannot work with.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NtfyConfigError {
+    #[error("ntfy topic URL is not a valid URL: {0}")]
+    InvalidUrl(String),
+    #[error(
+        "ntfy topic URL must not contain credentials, a query or a fragment; configure a token or user/password instead"
+    )]
+    UnexpectedUrlParts,
+    #[error("ntfy topic URL has no topic: use e.g. https://ntfy.sh/mytopic")]
+    MissingTopic,
+    #[error("invalid ntfy topic {0:?}: 1–64 characters of A–Z, a–z, 0–9, - and _")]
+    InvalidTopic(String),
+    #[error("ntfy server refused by the outbound policy: {0}")]
+    Refused(PolicyViolation),
+    #[error("max_attempts must be at least 1")]
+    NoAttempts,
+}
+
+/// Publishes notifications to one ntfy server.
+#[derive(Clone)]
+pub struct NtfyClient {
+    http: HttpClient,
+    publish_url: Url,
+    default_topic: String,
+    auth: NtfyAuth,
+    retry: RetryPolicy,
+}
+
+impl fmt::Debug for NtfyClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NtfyClient")
+            .field("publish_url", &self.publish_url.as_str())
+            .field("default_topic", &self.default_topic)
+            .field("auth", &self.auth)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+/// ntfy's JSON publish body.
+#[derive(Debug, Serialize)]
+struct JsonPublish<'a> {
+    topic: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    priority: Option<u8>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    click: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    markdown: bool,
+}
+
+/// The part of ntfy's message object we use.
+#[derive(Debug, Deserialize)]
+struct PublishedMessage {
+    id: Option<String>,
+}
+
+/// ntfy's error object, `{"code": 40301, "http": 403, "error": "forbidden"}`.
+#[derive(Debug, Deserialize)]
+struct NtfyErrorBody {
+    error: Option<String>,
+}
+
+/// ntfy's topic rule.
+pub fn is_valid_topic(t: &str) -> bool {
+    (1..=64).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl NtfyClient {
+    /// Build the client; fails if the topic URL is unusable or the outbound policy of
+    /// `http` would refuse the server (so a misconfiguration shows at startup).
+    pub fn new(config: NtfyConfig, http: HttpClient) -> Result<Self, NtfyConfigError> {
+        if config.max_attempts == 0 {
+            return Err(NtfyConfigError::NoAttempts);
+        }
+        let url = Url::parse(config.topic_url.trim())
+            .map_err(|e| NtfyConfigError::InvalidUrl(format!("{}: {e}", Redactor.text(&config.topic_url))))?;
+        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
+            return Err(NtfyConfigError::UnexpectedUrlParts);
+        }
+        let path = url.path().trim_end_matches('/');
+        let (base, topic) = path.rsplit_once('/').ok_or(NtfyConfigError::MissingTopic)?;
+        if topic.is_empty() {
+            return Err(NtfyConfigError::MissingTopic);
+        }
+        if !is_valid_topic(topic) {
+            return Err(NtfyConfigError::InvalidTopic(topic.to_owned()));
+        }
+        let mut publish_url = url.clone();
+        publish_url.set_path(&format!("{base}/"));
+        http.policy().check_url(&publish_url).map_err(NtfyConfigError::Refused)?;
+        let retry = RetryPolicy {
+            max_attempts: config.max_attempts,
+            base_delay: config.backoff_base,
+            max_delay: config.max_backoff,
+            max_retry_after: config.max_retry_after,
+        };
+        Ok(Self { http, publish_url, default_topic: topic.to_owned(), auth: config.auth, retry })
+    }
+
+    /// Where JSON publishes go (the server root, e.g. `https://ntfy.sh/`).
+    pub fn publish_url(&self) -> &Url {
+        &self.publish_url
+    }
+
+    /// The topic of the configured URL.
+    pub fn default_topic(&self) -> &str {
+        &self.default_topic
+    }
+
+    /// Publish one notification, retrying transient failures within this call.
+    pub async fn publish(&self, notification: &NotifyPayload) -> Result<PushReceipt, PushError> {
+        let topic = notification.topic.as_deref().unwrap_or(&self.default_topic);
+        if !is_valid_topic(topic) {
+            return Err(PushError::Permanent { message: format!("invalid ntfy topic {topic:?}") });
+        }
+        let body = JsonPublish {
+            topic,
+            message: &notification.message,
+            title: notification.title.as_deref(),
+            priority: notification.priority.map(|p| p.get()),
+            tags: &notification.tags,
+            click: notification.click.as_deref(),
+            markdown: notification.markdown,
+        };
+        let request = self.build_request(&body).map_err(|e| PushError::Permanent { message: e.to_string() })?;
+        let result = self.http.send_with_retry(request, &self.retry).await;
+        interpret(result, topic)
+    }
+
+    fn build_request(&self, body: &JsonPublish<'_>) -> Result<OutboundRequest, HttpError> {
+        let req =
+            OutboundRequest::from_url(rez_http::Method::POST, self.publish_url.clone()).json(body)?.mark_idempotent();
+        match &self.auth {
+            NtfyAuth::None => Ok(req),
+            NtfyAuth::Token(token) => req.bearer_auth(token),
+            NtfyAuth::Basic { user, password } => req.basic_auth(user, Some(password)),
+        }
+    }
+}
+
+/// Map the final outcome of the publish (after retries) to the port's terms.
+fn interpret(result: Result<HttpResponse, HttpError>, topic: &str) -> Result<PushReceipt, PushError> {
+    let resp = match result {
+        Ok(resp) => resp,
+        Err(e) if e.is_retryable() || matches!(e, HttpError::Decode { .. }) => {
+            return Err(PushError::Transient { message: format!("ntfy unreachable: {e}"), retry_after: None });
+        }
+        Err(e) => {
+            return Err(PushError::Permanent { message: format!("ntfy publish impossible: {e}") });
+        }
+    };
+    let status = resp.status;
+    if status.is_success() {
+        let push_id = match resp.json::<PublishedMessage>() {
+            Ok(m) => m.id,
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "ntfy accepted the publish but its answer has no message id");
+                None
+            }
+        };
+        tracing::info!(topic, push_id = push_id.as_deref().unwrap_or(""), "ntfy publish accepted");
+        return Ok(PushReceipt { push_id });
+    }
+    let detail = resp.json::<NtfyErrorBody>().ok().and_then(|b| b.error).unwrap_or_else(|| resp.text());
+    let mut detail = Redactor.text(detail.trim());
+    if detail.len() > 200 {
+        let cut = (0..=200).rev().find(|&i| detail.is_char_boundary(i)).unwrap_or(0);
+        detail.truncate(cut);
+    }
+    let message =
+        if detail.is_empty() { format!("ntfy answered {status}") } else { format!("ntfy answered {status}: {detail}") };
+    if rez_http::is_retryable_status(status) {
+        let retry_after = resp.retry_after();
+        tracing::warn!(
+            topic,
+            status = status.as_u16(),
+            retry_after_s = retry_after.map(|d| d.as_secs()),
+            "ntfy publish failed (transient)"
+        );
+        Err(PushError::Transient { message, retry_after })
+    } else {
+        tracing::warn!(topic, status = status.as_u16(), "ntfy publish rejected (permanent)");
+        Err(PushError::Permanent { message })
+    }
+}
+
+#[async_trait]
+impl Notifier for NtfyClient {
+    async fn push(&self, message_id: &MessageId, notification: &NotifyPayload) -> Result<PushReceipt, PushError> {
+        let span = tracing::info_span!("ntfy_push", message_id = %message_id);
+        tracing::Instrument::instrument(self.publish(notification), span).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rez_http::OutboundPolicy;
+
+    fn http() -> HttpClient {
+        HttpClient::new(OutboundPolicy::allowing(["ntfy.sh", "ntfy.example.com"]).expect("policy")).expect("client")
+    }
+
+    #[test]
+    fn topic_url_parsing() {
+        let c = NtfyClient::new(NtfyConfig::new("https://ntfy.sh/mytopic"), http()).expect("client");
+        assert_eq!((c.publish_url().as_str(), c.default_topic()), ("https://ntfy.sh/", "mytopic"));
+        let c = NtfyClient::new(NtfyConfig::new("https://ntfy.example.com/base/alerts/"), http()).expect("client");
+        assert_eq!((c.publish_url().as_str(), c.default_topic()), ("https://ntfy.example.com/base/", "alerts"));
+        for (url, want) in [
+            ("https://ntfy.sh/", "MissingTopic"),
+            ("https://ntfy.sh", "MissingTopic"),
+            ("https://ntfy.sh/a.b", "InvalidTopic"),
+            ("https://u:p@ntfy.sh/t", "UnexpectedUrlParts"),
+            ("https://ntfy.sh/t?x=1", "UnexpectedUrlParts"),
+            ("not a url", "InvalidUrl"),
+            ("http://ntfy.sh/t", "Refused"),
+            ("https://evil.example/t", "Refused"),
+        ] {
+            let e = NtfyClient::new(NtfyConfig::new(url), http()).expect_err(url);
+            assert!(format!("{e:?}").starts_with(want), "{url}: {e:?}");
+        }
+        let zero = NtfyConfig { max_attempts: 0, ..NtfyConfig::new("https://ntfy.sh/t") };
+        assert!(matches!(NtfyClient::new(zero, http()), Err(NtfyConfigError::NoAttempts)));
+    }
+
+    #[test]
+    fn json_body_shape() {
+        let mut n = NotifyPayload::text("hi");
+        let minimal = serde_json::to_value(JsonPublish {
+            topic: "t",
+            message: &n.message,
+            title: None,
+            priority: None,
+            tags: &n.tags,
+            click: None,
+            markdown: false,
+        })
+        .expect("json");
+        assert_eq!(minimal, serde_json::json!({"topic": "t", "message": "hi"}));
+        n.tags = vec!["a".into()];
+        let full = serde_json::to_value(JsonPublish {
+            topic: "t",
+            message: &n.message,
+            title: Some("T"),
+            priority: Some(5),
+            tags: &n.tags,
+            click: Some("https://x/"),
+            markdown: true,
+        })
+        .expect("json");
+        assert_eq!(
+            full,
+            serde_json::json!({"topic": "t", "message": "hi", "title": "T", "priority": 5, "tags": ["a"], "click": "https://x/", "markdown": true})
+        );
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let c = NtfyConfig::new("https://ntfy.sh/t").with_token("tk_supersecret");
+        assert!(!format!("{c:?}").contains("tk_supersecret"));
+        let c = NtfyConfig::new("https://ntfy.sh/t").with_basic_auth("phil", "hunter2");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("phil"), "{shown}");
+    }
+}
