@@ -57,6 +57,11 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Manage schedules (EventBridge Scheduler expressions).
+    Schedules {
+        #[command(subcommand)]
+        command: SchedulesCommand,
+    },
     /// Check the configuration.
     Config {
         #[command(subcommand)]
@@ -123,6 +128,76 @@ enum DlqCommand {
 }
 
 #[derive(Subcommand)]
+enum SchedulesCommand {
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long = "target-type")]
+        target_type: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        id: String,
+    },
+    /// Create a schedule, e.g. `--expression 'cron(0 6 ? * FRI *)' --timezone America/New_York
+    /// --target-type notify --target '{"payload":{"message":"Friday!"}}'`.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        expression: String,
+        #[arg(long)]
+        timezone: Option<String>,
+        /// notify, web_action, agent or message.
+        #[arg(long = "target-type")]
+        target_type: String,
+        /// The target as JSON.
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long = "window-minutes")]
+        window_minutes: Option<u32>,
+        #[arg(long)]
+        paused: bool,
+    },
+    /// Update with a JSON patch, e.g. `'{"schedule_expression":"rate(2 hours)"}'`.
+    Update {
+        id: String,
+        patch: String,
+    },
+    Pause {
+        id: String,
+    },
+    Resume {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+    /// Fire once now.
+    Run {
+        id: String,
+    },
+    /// Show the next fire times of an expression.
+    Preview {
+        #[arg(long)]
+        expression: String,
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// RFC 3339 start (default: now).
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        /// Print a JSON array of UTC RFC 3339 strings.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Load the configuration and explain any problem.
     Check,
@@ -156,6 +231,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve_forever(config).await,
         Command::Config { command: ConfigCommand::Check } => check(&config),
+        Command::Schedules { command: SchedulesCommand::Preview { expression, timezone, from, count, json } } => {
+            commands::schedules::preview(&expression, &timezone, from.as_deref(), count, json)
+        }
         command => {
             let store = rez_cli::wiring::open_store(&config)?;
             match command {
@@ -182,6 +260,48 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     DlqCommand::List { queue, json } => commands::dlq::list(&store, queue, json).await,
                     DlqCommand::Redrive { all, queue, ids } => commands::dlq::redrive(&store, all, queue, ids).await,
                 },
+                Command::Schedules { command } => {
+                    let services = rez_cli::wiring::services(&config, &store, Default::default())?;
+                    let s = &services;
+                    use commands::schedules as sc;
+                    match command {
+                        SchedulesCommand::List { status, target_type, json } => {
+                            sc::list(s, status, target_type, json).await
+                        }
+                        SchedulesCommand::Show { id } => sc::show(s, &id).await,
+                        SchedulesCommand::Create {
+                            name,
+                            expression,
+                            timezone,
+                            target_type,
+                            target,
+                            description,
+                            window_minutes,
+                            paused,
+                        } => {
+                            sc::create(
+                                s,
+                                sc::CreateArgs {
+                                    name,
+                                    expression,
+                                    timezone,
+                                    target_type,
+                                    target,
+                                    description,
+                                    window_minutes,
+                                    paused,
+                                },
+                            )
+                            .await
+                        }
+                        SchedulesCommand::Update { id, patch } => sc::update(s, &id, &patch).await,
+                        SchedulesCommand::Pause { id } => sc::pause(s, &id).await,
+                        SchedulesCommand::Resume { id } => sc::resume(s, &id).await,
+                        SchedulesCommand::Delete { id } => sc::delete(s, &id).await,
+                        SchedulesCommand::Run { id } => sc::run(s, &id).await,
+                        SchedulesCommand::Preview { .. } => unreachable!("handled above"),
+                    }
+                }
                 Command::Backup { dest } => {
                     anyhow::ensure!(!dest.exists(), "{} already exists", dest.display());
                     store.db().backup(dest.clone()).await?;

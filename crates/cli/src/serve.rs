@@ -14,6 +14,8 @@ use rez_core::ports::Queues;
 use rez_core::routing::QueueName;
 use rez_local::LocalStore;
 use rez_runtime::Services;
+use rez_runtime::scheduling::consumer::ScheduleConsumer;
+use rez_runtime::scheduling::engine::{Engine, EngineConfig, LocalEngine};
 use rez_runtime::workers::notify::NotificationProcessor;
 use rez_runtime::workers::pool::{self, PoolConfig};
 use tokio::net::TcpListener;
@@ -37,7 +39,8 @@ impl Server {
     pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         let addr = listener.local_addr().context("listener address")?;
         let store = wiring::open_store(&config)?;
-        let services = wiring::services(&config, &store)?;
+        let engine = LocalEngine::new();
+        let services = wiring::services(&config, &store, engine.clone())?;
         // Take our lease first: a restart reclaims a dead predecessor's work from here on.
         store.heartbeat().await.context("registering the process lease")?;
 
@@ -59,6 +62,25 @@ impl Server {
             shutdown.clone(),
             config.drain,
         )));
+
+        let consumer = Arc::new(ScheduleConsumer::new(services.schedules.clone()));
+        let mut sc = PoolConfig::new(QueueName::ScheduleCreation, 4);
+        sc.visibility = config.visibility;
+        workers.push(tokio::spawn(pool::run(
+            services.queues.clone(),
+            consumer,
+            services.metrics.clone(),
+            sc,
+            shutdown.clone(),
+            config.drain,
+        )));
+        let scheduler = Engine::new(
+            services.schedules.store().clone(),
+            services.clock.clone(),
+            services.metrics.clone(),
+            EngineConfig::new(store.instance_id()),
+        );
+        workers.push(tokio::spawn(scheduler.run(engine.waker(), shutdown.clone())));
 
         let maintenance = tokio::spawn(maintain(store.clone(), shutdown.clone()));
 

@@ -10,6 +10,8 @@ use rez_core::ports::Notifier;
 use rez_http::{HttpClient, OutboundPolicy};
 use rez_local::{LocalStore, QueueConfig};
 use rez_runtime::Services;
+use rez_runtime::scheduling::engine::LocalEngine;
+use rez_runtime::services::Ports;
 
 use crate::config::Config;
 
@@ -40,16 +42,20 @@ pub fn notifier(config: &Config) -> anyhow::Result<Option<Arc<dyn Notifier>>> {
     Ok(Some(Arc::new(client)))
 }
 
-pub fn services(config: &Config, store: &LocalStore) -> anyhow::Result<Services> {
+/// The runtime over the SQLite store. `engine` is told about schedule changes; `rez
+/// serve` passes the engine it runs, one-shot commands a fresh one (the server notices
+/// their changes within the engine's renew interval).
+pub fn services(config: &Config, store: &LocalStore, engine: LocalEngine) -> anyhow::Result<Services> {
     let s = Arc::new(store.clone());
-    Ok(Services::new(
-        s.clone(),
-        s.clone(),
-        s.clone(),
-        s,
-        config.api_key.clone(),
-        notifier(config)?,
-        store.clock().clone(),
-        config.stage,
-    ))
+    let ports = Ports {
+        messages: s.clone(),
+        queues: s.clone(),
+        inbox: s.clone(),
+        keys: s.clone(),
+        schedules: s,
+        engine: Arc::new(engine),
+        notifier: notifier(config)?,
+        clock: store.clock().clone(),
+    };
+    Ok(Services::new(ports, config.api_key.clone(), config.stage))
 }

@@ -131,7 +131,7 @@ async fn redelivery_after_a_worker_dies_does_not_push_twice() {
         let m = Message::create(new, CreatedBy::Api, SystemClock.now());
         store.submit(m).await.unwrap();
         let d = store.receive(QueueName::Notifications, 1, Duration::from_secs(360)).await.unwrap().remove(0);
-        let services = rez_cli::wiring::services(&config, &store).unwrap();
+        let services = rez_cli::wiring::services(&config, &store, Default::default()).unwrap();
         let processor =
             NotificationProcessor::new(services.inbox.clone(), services.notifier.clone(), Arc::new(Metrics::new()));
         processor.handle(&d.message, d.receive_count).await.unwrap();

@@ -14,8 +14,11 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Millisecond precision: the precision every timestamp is stored and serialised
+    /// with, so a value read back equals the value written.
     fn now(&self) -> Timestamp {
-        chrono::Utc::now()
+        use chrono::SubsecRound;
+        chrono::Utc::now().trunc_subsecs(3)
     }
 }
 

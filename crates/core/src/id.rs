@@ -159,7 +159,7 @@ mod tests {
     fn parse_round_trips_and_rejects_garbage() {
         let id = MessageId::new(chrono::Utc::now());
         assert_eq!(MessageId::parse(id.as_str()).unwrap(), id);
-        assert_eq!(MessageId::parse(&id.as_str().to_lowercase().replace("msg_", "msg_")).unwrap(), id);
+        assert_eq!(MessageId::parse(&id.as_str().to_lowercase()).unwrap(), id);
         for bad in ["", "msg_", "msg_123", "sch_01ARZ3NDEKTSV4RRFFQ69G5FAV", "msg_01ARZ3NDEKTSV4RRFFQ69G5FAVX", "msg_񕬘"]
         {
             assert!(MessageId::parse(bad).is_err(), "{bad}");

@@ -14,11 +14,13 @@ pub mod notify;
 pub mod ports;
 pub mod routing;
 pub mod schedule;
+pub mod schedule_spec;
+pub mod schedules;
 pub mod status;
 pub mod time;
 
 pub use error::ValidationError;
-pub use id::MessageId;
+pub use id::{MessageId, ScheduleId};
 pub use message::{Message, MessageType, NewMessage, Stage};
 pub use routing::{QueueName, Topic};
 pub use status::Status;

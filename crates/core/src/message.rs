@@ -309,10 +309,19 @@ impl NewMessage {
                 None | Some(Value::String(_)) => Ok(()),
                 Some(_) => Err(ValidationError::invalid("payload.message", "must be a string")),
             },
-            MessageType::WebAction
-            | MessageType::ScheduleCreation
-            | MessageType::Scheduled
-            | MessageType::AgentResponse => Ok(()),
+            MessageType::ScheduleCreation => {
+                const ACTIONS: [&str; 6] = ["create", "update", "delete", "pause", "resume", "execute"];
+                match self.arguments.get("action") {
+                    Some(Value::String(a)) if ACTIONS.contains(&a.as_str()) => Ok(()),
+                    Some(Value::String(_)) => Err(ValidationError::invalid(
+                        "arguments.action",
+                        format!("must be one of {}", ACTIONS.join(", ")),
+                    )),
+                    None | Some(Value::Null) => Err(ValidationError::missing("arguments.action")),
+                    Some(_) => Err(ValidationError::invalid("arguments.action", "must be a string")),
+                }
+            }
+            MessageType::WebAction | MessageType::Scheduled | MessageType::AgentResponse => Ok(()),
         }
     }
 }
@@ -378,7 +387,9 @@ mod tests {
     fn other_types_accept_any_object() {
         parse(json!({"message_type": "web_action", "payload": {"action": "weather"}, "arguments": {"operation": "x"}}))
             .unwrap();
-        parse(json!({"message_type": "schedule_creation"})).unwrap();
+        parse(json!({"message_type": "schedule_creation", "arguments": {"action": "pause", "schedule_id": "x"}}))
+            .unwrap();
+        assert_eq!(parse(json!({"message_type": "schedule_creation"})).unwrap_err().field, "arguments.action");
     }
 
     #[test]

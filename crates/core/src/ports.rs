@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use crate::auth::{ApiKeyId, ApiKeyRecord};
-use crate::id::MessageId;
+use crate::id::{MessageId, ScheduleId};
 use crate::message::{CreatedBy, Message, MessageType, Stage};
 use crate::notify::NotifyPayload;
 use crate::routing::QueueName;
+use crate::schedules::{Schedule, ScheduleStatus, TargetType};
 use crate::status::{IllegalTransition, Status};
 use crate::time::{Timestamp, serde_rfc3339, serde_rfc3339_opt};
 
@@ -301,4 +302,75 @@ pub enum PushError {
 #[async_trait]
 pub trait Notifier: Send + Sync + 'static {
     async fn push(&self, message_id: &MessageId, notification: &NotifyPayload) -> Result<PushReceipt, PushError>;
+}
+
+/// Filters of `GET /api/schedules`. Deleted schedules are listed only when asked for
+/// by status.
+#[derive(Debug, Clone, Default)]
+pub struct ScheduleFilter {
+    pub status: Option<ScheduleStatus>,
+    pub target_type: Option<TargetType>,
+    /// 1..=100.
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+/// One firing (or catch-up step) of a schedule, applied atomically: the message it
+/// creates and the schedule's new state commit together or not at all.
+#[derive(Debug, Clone)]
+pub struct Firing {
+    pub schedule_id: ScheduleId,
+    /// The schedule version this firing was planned from. If the schedule changed since
+    /// (another engine fired it, or it was updated), nothing is applied.
+    pub expected_version: u64,
+    /// The message to create (its idempotency key is `(schedule_id, scheduled_time)`).
+    pub message: Option<Message>,
+    /// Occurrences skipped without firing.
+    pub missed: u64,
+    pub next_fire_at: Option<Timestamp>,
+    pub status: ScheduleStatus,
+    pub last_error: Option<String>,
+    pub at: Timestamp,
+}
+
+/// What [`ScheduleStore::fire`] did.
+#[derive(Debug, Clone)]
+pub enum FireOutcome {
+    /// Applied; the message created by this firing (or the one an earlier attempt
+    /// created for the same occurrence), if it fired.
+    Applied { schedule: Box<Schedule>, message: Option<Message> },
+    /// The schedule changed since the plan was made; nothing was applied.
+    Stale,
+}
+
+/// Durable schedules. Every update bumps `version` and is conditional on the version
+/// the caller read, so concurrent writers never overwrite each other.
+#[async_trait]
+pub trait ScheduleStore: Send + Sync + 'static {
+    async fn insert_schedule(&self, schedule: &Schedule) -> StoreResult<()>;
+    async fn get_schedule(&self, id: &ScheduleId) -> StoreResult<Option<Schedule>>;
+    async fn list_schedules(&self, filter: &ScheduleFilter) -> StoreResult<Page<Schedule>>;
+    /// Store `schedule` as version `expected_version + 1` if the stored version is still
+    /// `expected_version`; `Conflict` otherwise.
+    async fn update_schedule(&self, schedule: &Schedule, expected_version: u64) -> StoreResult<Schedule>;
+    /// Active schedules whose due time (next fire + flexible-window offset) is at or
+    /// before `now`, earliest first.
+    async fn due_schedules(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<Schedule>>;
+    /// The earliest due time of any active schedule.
+    async fn next_due(&self) -> StoreResult<Option<Timestamp>>;
+    /// Apply one firing atomically (see [`Firing`]).
+    async fn fire(&self, firing: &Firing) -> StoreResult<FireOutcome>;
+    /// For in-process engines: take or renew the right to fire schedules for `ttl`.
+    /// At most one owner holds it at a time. AWS has no use for it (EventBridge fires).
+    async fn acquire_engine_lease(&self, owner: &str, ttl: Duration) -> StoreResult<bool>;
+}
+
+/// Where schedules are evaluated: the in-process engine locally, EventBridge Scheduler on
+/// AWS. The management service tells the engine about every change.
+#[async_trait]
+pub trait ScheduleEngine: Send + Sync + 'static {
+    /// A schedule was created or changed (including pause/resume).
+    async fn sync(&self, schedule: &Schedule) -> StoreResult<()>;
+    /// A schedule was deleted.
+    async fn remove(&self, id: &ScheduleId) -> StoreResult<()>;
 }

@@ -14,6 +14,7 @@ pub mod lease;
 mod messages;
 mod migrations;
 mod queues;
+mod schedules;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -13,6 +13,7 @@ use rusqlite::types::Value as SqlValue;
 
 use crate::LocalStore;
 use crate::codec::{MESSAGE_COLUMNS, insert_message, load_message, message_from_row, set_status};
+use crate::db::WriteCtx;
 use crate::db::sql;
 
 #[async_trait]
@@ -22,46 +23,7 @@ impl MessageStore for LocalStore {
             return Err(StoreError::Conflict(format!("a new message must be `created`, not `{}`", message.status)));
         }
         let now = self.clock.now();
-        self.db
-            .write(move |ctx| {
-                let tx = ctx.tx;
-                let mut message = message;
-                if let Some(key) = &message.idempotency_key {
-                    let found: Option<(String, i64)> = tx
-                        .prepare_cached("SELECT message_id, created_ms FROM idempotency_keys WHERE key = ?1")
-                        .map_err(sql)?
-                        .query_row([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()
-                        .map_err(sql)?;
-                    if let Some((id, created_ms)) = found {
-                        if created_ms > (now - IDEMPOTENCY_WINDOW).timestamp_millis()
-                            && let Some(existing) = load_message(tx, &id)?
-                        {
-                            return Ok(Submitted::Existing(existing));
-                        }
-                        tx.execute("DELETE FROM idempotency_keys WHERE key = ?1", [key.as_str()]).map_err(sql)?;
-                    }
-                    tx.prepare_cached("INSERT INTO idempotency_keys (key, message_id, created_ms) VALUES (?1, ?2, ?3)")
-                        .map_err(sql)?
-                        .execute(rusqlite::params![key.as_str(), message.id.as_str(), now.timestamp_millis()])
-                        .map_err(sql)?;
-                }
-                message.status = Status::Created.transition(Status::Queued)?;
-                message.updated_date = now;
-                insert_message(tx, &message)?;
-                let now_ms = now.timestamp_millis();
-                let mut enqueue = tx
-                    .prepare_cached(
-                        "INSERT INTO queue_items (queue, message_id, source_queue, visible_ms, enqueued_ms) VALUES (?1, ?2, ?1, ?3, ?3)",
-                    )
-                    .map_err(sql)?;
-                for queue in topic_for(message.message_type).subscribers() {
-                    enqueue.execute(rusqlite::params![queue.as_str(), message.id.as_str(), now_ms]).map_err(sql)?;
-                    ctx.wake(*queue);
-                }
-                Ok(Submitted::Created(message))
-            })
-            .await
+        self.db.write(move |ctx| submit_in_tx(ctx, message, now)).await
     }
 
     async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>> {
@@ -162,4 +124,49 @@ impl MessageStore for LocalStore {
         // The writer must answer too: a deep health check that passes while writes hang is a lie.
         self.db.write(|_| Ok(())).await
     }
+}
+
+/// Store `message` and enqueue it on its topic's queues inside the caller's transaction,
+/// or return the earlier message with the same idempotency key (24 h window).
+pub(crate) fn submit_in_tx(
+    ctx: &mut WriteCtx<'_>,
+    message: Message,
+    now: rez_core::time::Timestamp,
+) -> StoreResult<Submitted> {
+    let tx = ctx.tx;
+    let mut message = message;
+    if let Some(key) = &message.idempotency_key {
+        let found: Option<(String, i64)> = tx
+            .prepare_cached("SELECT message_id, created_ms FROM idempotency_keys WHERE key = ?1")
+            .map_err(sql)?
+            .query_row([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(sql)?;
+        if let Some((id, created_ms)) = found {
+            if created_ms > (now - IDEMPOTENCY_WINDOW).timestamp_millis()
+                && let Some(existing) = load_message(tx, &id)?
+            {
+                return Ok(Submitted::Existing(existing));
+            }
+            tx.execute("DELETE FROM idempotency_keys WHERE key = ?1", [key.as_str()]).map_err(sql)?;
+        }
+        tx.prepare_cached("INSERT INTO idempotency_keys (key, message_id, created_ms) VALUES (?1, ?2, ?3)")
+            .map_err(sql)?
+            .execute(rusqlite::params![key.as_str(), message.id.as_str(), now.timestamp_millis()])
+            .map_err(sql)?;
+    }
+    message.status = Status::Created.transition(Status::Queued)?;
+    message.updated_date = now;
+    insert_message(tx, &message)?;
+    let now_ms = now.timestamp_millis();
+    let mut enqueue = tx
+        .prepare_cached(
+            "INSERT INTO queue_items (queue, message_id, source_queue, visible_ms, enqueued_ms) VALUES (?1, ?2, ?1, ?3, ?3)",
+        )
+        .map_err(sql)?;
+    for queue in topic_for(message.message_type).subscribers() {
+        enqueue.execute(rusqlite::params![queue.as_str(), message.id.as_str(), now_ms]).map_err(sql)?;
+        ctx.wake(*queue);
+    }
+    Ok(Submitted::Created(message))
 }

@@ -84,6 +84,26 @@ const MIGRATIONS: &[&str] = &[
         heartbeat_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 2: schedules (the whole definition as JSON, plus the columns the engine indexes)
+    //    and the engine lease.
+    r#"
+    CREATE TABLE schedules (
+        id          TEXT PRIMARY KEY,
+        version     INTEGER NOT NULL,
+        status      TEXT NOT NULL,
+        target_type TEXT NOT NULL,
+        due_ms      INTEGER,
+        body        TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX schedules_by_due ON schedules(due_ms) WHERE due_ms IS NOT NULL;
+    CREATE INDEX schedules_by_status ON schedules(status, id);
+
+    CREATE TABLE engine_leases (
+        name       TEXT PRIMARY KEY,
+        owner      TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

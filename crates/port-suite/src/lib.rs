@@ -20,8 +20,8 @@ use rez_core::routing::QueueName;
 use rez_core::status::Status;
 
 /// Everything the suite needs from one adapter.
-pub trait Store: MessageStore + Queues + Inbox + ApiKeyStore {}
-impl<T: MessageStore + Queues + Inbox + ApiKeyStore> Store for T {}
+pub trait Store: MessageStore + Queues + Inbox + ApiKeyStore + ScheduleStore {}
+impl<T: MessageStore + Queues + Inbox + ApiKeyStore + ScheduleStore> Store for T {}
 
 /// Builds a fresh, empty store. The store's retry backoff must be at most
 /// [`Fixture::MAX_BACKOFF`] for the first two retries.
@@ -327,6 +327,162 @@ pub async fn api_keys_store_hashes_and_revoke(s: Arc<dyn Store>) {
     assert_eq!(s.list_keys().await.unwrap().len(), 1);
 }
 
+fn schedule(name: &str, expr: &str) -> rez_core::schedules::Schedule {
+    use rez_core::schedule_spec::ScheduleSpec;
+    let spec = ScheduleSpec::from_json(
+        &serde_json::json!({"name": name, "schedule_expression": expr, "target_type": "notify", "target": {"payload": {"message": name}}}),
+        Stage::Dev,
+    )
+    .expect("spec");
+    let now = SystemClock.now();
+    let mut s = rez_core::schedules::Schedule {
+        id: rez_core::ScheduleId::new(now),
+        name: spec.name,
+        description: None,
+        schedule_expression: spec.schedule_expression,
+        timezone: spec.timezone,
+        start_date: None,
+        end_date: None,
+        flexible_time_window_minutes: 0,
+        retry_policy: spec.retry_policy,
+        action_after_completion: spec.action_after_completion,
+        target_type: spec.target_type,
+        target: spec.target,
+        stage: Stage::Dev,
+        status: rez_core::schedules::ScheduleStatus::Active,
+        next_fire_at: None,
+        last_fired_at: None,
+        execution_count: 0,
+        missed_count: 0,
+        last_error: None,
+        created_by: CreatedBy::Api,
+        created_date: now,
+        updated_date: now,
+        version: 1,
+    };
+    s.next_fire_at = s.next_after(now - chrono::TimeDelta::milliseconds(1));
+    s
+}
+
+fn firing_of(s: &rez_core::schedules::Schedule, at: rez_core::time::Timestamp) -> Firing {
+    let new = s.message_for(at).expect("target");
+    Firing {
+        schedule_id: s.id.clone(),
+        expected_version: s.version,
+        message: Some(Message::create(new, CreatedBy::Scheduler, SystemClock.now())),
+        missed: 0,
+        next_fire_at: s.next_after(at),
+        status: s.status,
+        last_error: None,
+        at: SystemClock.now(),
+    }
+}
+
+pub async fn schedules_crud_and_versioning(s: Arc<dyn Store>) {
+    use rez_core::schedules::{ScheduleStatus, TargetType};
+    let a = schedule("a", "rate(5 minutes)");
+    let b = schedule("b", "cron(0 12 * * ? *)");
+    s.insert_schedule(&a).await.unwrap();
+    s.insert_schedule(&b).await.unwrap();
+    assert!(matches!(s.insert_schedule(&a).await, Err(StoreError::Conflict(_))), "ids are unique");
+    assert_eq!(s.get_schedule(&a.id).await.unwrap().unwrap(), a);
+    // Conditional update: version goes up; a stale writer is refused.
+    let mut changed = a.clone();
+    changed.name = "renamed".into();
+    let v2 = s.update_schedule(&changed, 1).await.unwrap();
+    assert_eq!((v2.version, v2.name.as_str()), (2, "renamed"));
+    assert!(matches!(s.update_schedule(&changed, 1).await, Err(StoreError::Conflict(_))));
+    // Listing: filters, newest first, deleted hidden unless asked for, cursor.
+    let mut del = b.clone();
+    del.status = ScheduleStatus::Deleted;
+    del.next_fire_at = None;
+    s.update_schedule(&del, 1).await.unwrap();
+    let page = s.list_schedules(&ScheduleFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(page.items.iter().map(|x| x.id.clone()).collect::<Vec<_>>(), vec![a.id.clone()]);
+    let deleted = s
+        .list_schedules(&ScheduleFilter { status: Some(ScheduleStatus::Deleted), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(deleted.items.len(), 1);
+    let by_type = s
+        .list_schedules(&ScheduleFilter { target_type: Some(TargetType::Agent), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert!(by_type.items.is_empty());
+    for i in 0..4 {
+        s.insert_schedule(&schedule(&format!("p{i}"), "rate(1 hour)")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let first = s.list_schedules(&ScheduleFilter { limit: 3, ..Default::default() }).await.unwrap();
+    assert_eq!(first.items.len(), 3);
+    let rest =
+        s.list_schedules(&ScheduleFilter { limit: 3, cursor: first.next_cursor, ..Default::default() }).await.unwrap();
+    assert_eq!(rest.items.len(), 2);
+    assert!(rest.next_cursor.is_none());
+}
+
+pub async fn due_schedules_in_order(s: Arc<dyn Store>) {
+    let now = SystemClock.now();
+    let mut early = schedule("early", "rate(1 hour)");
+    early.next_fire_at = Some(now - chrono::TimeDelta::seconds(30));
+    let mut late = schedule("late", "rate(1 hour)");
+    late.next_fire_at = Some(now - chrono::TimeDelta::seconds(10));
+    let mut future = schedule("future", "rate(1 hour)");
+    future.next_fire_at = Some(now + chrono::TimeDelta::hours(1));
+    let mut paused = schedule("paused", "rate(1 hour)");
+    paused.status = rez_core::schedules::ScheduleStatus::Paused;
+    paused.next_fire_at = Some(now - chrono::TimeDelta::hours(1));
+    for x in [&late, &future, &paused, &early] {
+        s.insert_schedule(x).await.unwrap();
+    }
+    let due = s.due_schedules(now, 10).await.unwrap();
+    assert_eq!(due.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(), ["early", "late"]);
+    assert_eq!(s.due_schedules(now, 1).await.unwrap().len(), 1);
+    let next = s.next_due().await.unwrap().unwrap();
+    assert_eq!(next.timestamp_millis(), early.next_fire_at.unwrap().timestamp_millis());
+}
+
+pub async fn a_firing_is_atomic_and_happens_once(s: Arc<dyn Store>) {
+    let sc = schedule("f", "rate(1 hour)");
+    s.insert_schedule(&sc).await.unwrap();
+    let at = sc.next_fire_at.unwrap();
+    let firing = firing_of(&sc, at);
+    let FireOutcome::Applied { schedule: after, message: Some(m) } = s.fire(&firing).await.unwrap() else {
+        panic!("first firing must apply");
+    };
+    assert_eq!((after.version, after.execution_count), (2, 1));
+    assert_eq!(after.next_fire_at, sc.next_after(at));
+    assert_eq!(m.status, Status::Queued);
+    assert_eq!(m.created_by, CreatedBy::Scheduler);
+    // The same plan again (a restart, a second engine): stale, nothing new.
+    assert!(matches!(s.fire(&firing).await.unwrap(), FireOutcome::Stale));
+    // Even re-planned from the new version, the same occurrence maps to the same message.
+    let again = Firing { expected_version: 2, ..firing_of(&sc, at) };
+    let FireOutcome::Applied { message: Some(m2), schedule: after2 } = s.fire(&again).await.unwrap() else {
+        panic!("applies");
+    };
+    assert_eq!(m2.id, m.id, "one occurrence, one message");
+    assert_eq!(after2.execution_count, 1);
+    let msgs = s
+        .list_messages(&MessageFilter { created_by: Some(CreatedBy::Scheduler), limit: 100, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(msgs.items.len(), 1);
+    // The fired message is queued for delivery.
+    let d = receive_all(&*s, QueueName::Notifications, VIS).await;
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].message.id, m.id);
+}
+
+pub async fn engine_lease_is_exclusive(s: Arc<dyn Store>) {
+    assert!(s.acquire_engine_lease("a", Duration::from_millis(400)).await.unwrap());
+    assert!(!s.acquire_engine_lease("b", Duration::from_millis(400)).await.unwrap());
+    assert!(s.acquire_engine_lease("a", Duration::from_millis(400)).await.unwrap(), "the holder renews");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(s.acquire_engine_lease("b", Duration::from_millis(400)).await.unwrap(), "an expired lease can be taken");
+    assert!(!s.acquire_engine_lease("a", Duration::from_millis(400)).await.unwrap());
+}
+
 /// Expand the whole suite for one adapter: `port_suite!(MyFixture);` where `MyFixture:
 /// Fixture + Default`.
 #[macro_export]
@@ -338,7 +494,8 @@ macro_rules! port_suite {
             visibility_timeout_redelivers, failure_backs_off_then_redelivers, dead_letters_after_three_receives,
             permanent_failure_dead_letters_at_once, redrive_returns_dead_letters, delete_dead_letter,
             retry_requeues_failed_messages, release_makes_visible_again, list_filters_and_paginates,
-            inbox_is_keyed_by_message, api_keys_store_hashes_and_revoke);
+            inbox_is_keyed_by_message, api_keys_store_hashes_and_revoke, schedules_crud_and_versioning,
+            due_schedules_in_order, a_firing_is_atomic_and_happens_once, engine_lease_is_exclusive);
     };
     (@tests $fixture:ty; $($name:ident),* $(,)?) => {
         $(

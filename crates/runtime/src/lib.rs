@@ -7,6 +7,7 @@ pub mod api;
 pub mod intake;
 pub mod keys;
 pub mod metrics;
+pub mod scheduling;
 pub mod services;
 pub mod workers;
 

@@ -68,6 +68,10 @@ pub struct Metrics {
     in_flight: Family<QueueLabel, Gauge>,
     oldest: Family<QueueLabel, Gauge<f64, AtomicU64>>,
     dlq: Family<QueueLabel, Gauge>,
+    fires: Counter,
+    lateness: Histogram,
+    missed: Counter,
+    failed_fires: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -100,7 +104,42 @@ impl Metrics {
         registry.register("queue_in_flight", "Messages received and not yet settled", in_flight.clone());
         registry.register("queue_oldest_age_seconds", "Age of the oldest message in a queue", oldest.clone());
         registry.register("dlq_depth", "Messages in a queue's dead-letter queue", dlq.clone());
-        Self { registry, accepted, handled, latency, pushes, depth, in_flight, oldest, dlq }
+        let fires = Counter::default();
+        // 100 µs .. ~13 s.
+        let lateness = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 18));
+        let missed = Counter::default();
+        let failed_fires = Counter::default();
+        registry.register("schedule_fires", "Schedule firings that created a message", fires.clone());
+        registry.register(
+            "schedule_lateness_seconds",
+            "Time from a firing's due instant to its message being queued",
+            lateness.clone(),
+        );
+        registry.register(
+            "schedule_missed",
+            "Occurrences not fired (downtime beyond the catch-up window)",
+            missed.clone(),
+        );
+        registry.register(
+            "schedule_failed_fires",
+            "Firings that failed (invalid target, or retries exhausted)",
+            failed_fires.clone(),
+        );
+        Self {
+            registry,
+            accepted,
+            handled,
+            latency,
+            pushes,
+            depth,
+            in_flight,
+            oldest,
+            dlq,
+            fires,
+            lateness,
+            missed,
+            failed_fires,
+        }
     }
 
     pub fn accepted(&self, t: MessageType) {
@@ -112,6 +151,19 @@ impl Metrics {
             .get_or_create(&OutcomeLabel { queue: queue.as_str().into(), outcome: outcome.as_str().into() })
             .inc();
         self.latency.get_or_create(&QueueLabel { queue: queue.as_str().into() }).observe(seconds);
+    }
+
+    pub fn schedule_fired(&self, lateness_seconds: f64) {
+        self.fires.inc();
+        self.lateness.observe(lateness_seconds);
+    }
+
+    pub fn schedule_missed(&self, n: u64) {
+        self.missed.inc_by(n);
+    }
+
+    pub fn schedule_failed(&self) {
+        self.failed_fires.inc();
     }
 
     pub fn pushed(&self, outcome: &str) {
@@ -158,7 +210,9 @@ impl Metrics {
                 }
             }
         }
-        MetricsSummary { accepted, handled }
+        let schedules =
+            ScheduleCounts { fired: self.fires.get(), missed: self.missed.get(), failed: self.failed_fires.get() };
+        MetricsSummary { accepted, handled, schedules }
     }
 }
 
@@ -174,4 +228,12 @@ pub struct MetricsSummary {
     /// Messages accepted since start, by type.
     pub accepted: std::collections::BTreeMap<String, u64>,
     pub handled: Vec<HandledCount>,
+    pub schedules: ScheduleCounts,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScheduleCounts {
+    pub fired: u64,
+    pub missed: u64,
+    pub failed: u64,
 }

@@ -6,10 +6,24 @@ use std::time::Instant;
 
 use rez_core::Stage;
 use rez_core::clock::Clock;
-use rez_core::ports::{ApiKeyStore, Inbox, MessageStore, Notifier, Queues};
+use rez_core::ports::{ApiKeyStore, Inbox, MessageStore, Notifier, Queues, ScheduleEngine, ScheduleStore};
 
 use crate::keys::KeyVerifier;
 use crate::metrics::Metrics;
+use crate::scheduling::Schedules;
+
+/// The adapters a deployment provides.
+pub struct Ports {
+    pub messages: Arc<dyn MessageStore>,
+    pub queues: Arc<dyn Queues>,
+    pub inbox: Arc<dyn Inbox>,
+    pub keys: Arc<dyn ApiKeyStore>,
+    pub schedules: Arc<dyn ScheduleStore>,
+    pub engine: Arc<dyn ScheduleEngine>,
+    /// `None`: no push server configured.
+    pub notifier: Option<Arc<dyn Notifier>>,
+    pub clock: Arc<dyn Clock>,
+}
 
 #[derive(Clone)]
 pub struct Services {
@@ -21,30 +35,26 @@ pub struct Services {
     pub notifier: Option<Arc<dyn Notifier>>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
+    pub schedules: Schedules,
     /// Stage given to messages that do not name one.
     pub stage: Stage,
     pub started: Instant,
 }
 
 impl Services {
-    pub fn new(
-        messages: Arc<dyn MessageStore>,
-        queues: Arc<dyn Queues>,
-        inbox: Arc<dyn Inbox>,
-        key_store: Arc<dyn ApiKeyStore>,
-        admin_key: Option<String>,
-        notifier: Option<Arc<dyn Notifier>>,
-        clock: Arc<dyn Clock>,
-        stage: Stage,
-    ) -> Self {
+    /// `admin_key` is the `REZ_API_KEY` admin key, if any; `stage` is given to messages
+    /// that do not name one.
+    pub fn new(ports: Ports, admin_key: Option<String>, stage: Stage) -> Self {
+        let metrics = Arc::new(Metrics::new());
         Self {
-            messages,
-            queues,
-            inbox,
-            keys: KeyVerifier::new(key_store, admin_key, clock.clone()),
-            notifier,
-            clock,
-            metrics: Arc::new(Metrics::new()),
+            keys: KeyVerifier::new(ports.keys, admin_key, ports.clock.clone()),
+            schedules: Schedules::new(ports.schedules, ports.engine, ports.clock.clone(), metrics.clone()),
+            messages: ports.messages,
+            queues: ports.queues,
+            inbox: ports.inbox,
+            notifier: ports.notifier,
+            clock: ports.clock,
+            metrics,
             stage,
             started: Instant::now(),
         }

@@ -4,6 +4,7 @@
 pub mod dlq;
 pub mod keys;
 pub mod messages;
+pub mod schedules;
 pub mod send;
 
 use std::io::Write;

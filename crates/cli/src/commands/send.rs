@@ -36,7 +36,7 @@ pub async fn run(config: &Config, store: &LocalStore, args: SendArgs) -> anyhow:
     }
     let body = json!({ "message_type": MessageType::Notify.as_str(), "payload": payload });
     let new = NewMessage::from_json(&body, config.stage).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let services = crate::wiring::services(config, store)?;
+    let services = crate::wiring::services(config, store, Default::default())?;
     let m = rez_runtime::intake::submit(&services, new, CreatedBy::Cli).await?.into_message();
     println!("{} {}", m.id, m.status);
     Ok(())

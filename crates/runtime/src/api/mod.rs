@@ -9,6 +9,7 @@ mod messages;
 mod notifications;
 pub mod openapi;
 mod ops;
+mod schedules;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -32,6 +33,12 @@ pub fn router(services: Services) -> Router {
         .route("/api/dlq/redrive", post(dlq::redrive))
         .route("/api/dlq/{id}", delete(dlq::remove))
         .route("/api/notifications", get(notifications::list))
+        .route("/api/schedules", post(schedules::create).get(schedules::list))
+        .route("/api/schedules/preview", get(schedules::preview))
+        .route("/api/schedules/{id}", get(schedules::show).patch(schedules::update).delete(schedules::remove))
+        .route("/api/schedules/{id}/pause", post(schedules::pause))
+        .route("/api/schedules/{id}/resume", post(schedules::resume))
+        .route("/api/schedules/{id}/run", post(schedules::run))
         .route("/api/metrics", get(ops::metrics_json))
         .route("/metrics", get(ops::metrics_prometheus))
         .route("/api/openapi.json", get(ops::openapi))

@@ -1,0 +1,230 @@
+//! The in-process schedule engine: one timer, armed for the earliest due schedule.
+//!
+//! The loop holds the engine lease (only one process fires at a time), fires everything
+//! that is due, then sleeps until the next due time — or until a schedule changes
+//! ([`LocalEngine::sync`]), or until the lease needs renewing. A firing is planned by
+//! `rez_core::schedules::plan_firing` and applied by `ScheduleStore::fire` in one
+//! transaction, conditional on the schedule's version: two engines racing on one
+//! database, or a restart mid-firing, can never produce two messages for one occurrence.
+//!
+//! Retry policy: if the store cannot take a firing, the schedule stays due and is retried
+//! with backoff up to `maximum_retry_attempts`; past that, or past the maximum event age,
+//! the occurrence is recorded as missed with the error on the schedule.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rez_core::ScheduleId;
+use rez_core::clock::Clock;
+use rez_core::message::{CreatedBy, Message};
+use rez_core::ports::{FireOutcome, Firing, ScheduleEngine, ScheduleStore, StoreResult};
+use rez_core::schedules::{ActionAfterCompletion, Schedule, ScheduleStatus, due_at, plan_firing};
+use rez_core::time::Timestamp;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+
+/// The engine handle the management service talks to: any change re-arms the timer.
+#[derive(Clone, Default)]
+pub struct LocalEngine {
+    wake: Arc<Notify>,
+}
+
+impl LocalEngine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+}
+
+#[async_trait]
+impl ScheduleEngine for LocalEngine {
+    async fn sync(&self, _schedule: &Schedule) -> StoreResult<()> {
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    async fn remove(&self, _id: &ScheduleId) -> StoreResult<()> {
+        self.wake.notify_one();
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This engine's name in the lease table.
+    pub owner: String,
+    pub lease_ttl: Duration,
+    /// Wake at least this often to renew the lease (and to notice schedules changed by
+    /// another process sharing the database).
+    pub renew_every: Duration,
+    /// Schedules fired per batch.
+    pub batch: usize,
+}
+
+impl EngineConfig {
+    pub fn new(owner: impl Into<String>) -> Self {
+        Self {
+            owner: owner.into(),
+            lease_ttl: Duration::from_secs(15),
+            renew_every: Duration::from_secs(5),
+            batch: 256,
+        }
+    }
+}
+
+pub struct Engine {
+    store: Arc<dyn ScheduleStore>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    config: EngineConfig,
+    /// Failed attempts per (schedule, occurrence), for the retry policy.
+    attempts: HashMap<(ScheduleId, Timestamp), u32>,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn ScheduleStore>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        config: EngineConfig,
+    ) -> Self {
+        Self { store, clock, metrics, config, attempts: HashMap::new() }
+    }
+
+    /// Run until `shutdown`.
+    pub async fn run(mut self, wake: Arc<Notify>, shutdown: CancellationToken) {
+        tracing::info!(owner = %self.config.owner, "schedule engine started");
+        loop {
+            let sleep = match self.tick().await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "schedule engine tick failed; retrying");
+                    Duration::from_millis(500)
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+        tracing::info!("schedule engine stopped");
+    }
+
+    /// Fire whatever is due; return how long to sleep.
+    pub async fn tick(&mut self) -> StoreResult<Duration> {
+        if !self.store.acquire_engine_lease(&self.config.owner, self.config.lease_ttl).await? {
+            return Ok(self.config.renew_every);
+        }
+        let mut retry_soon = false;
+        loop {
+            let now = self.clock.now();
+            let due = self.store.due_schedules(now, self.config.batch).await?;
+            let n = due.len();
+            for s in due {
+                retry_soon |= !self.fire_one(&s, now).await;
+            }
+            if n < self.config.batch {
+                break;
+            }
+        }
+        if retry_soon {
+            return Ok(Duration::from_millis(250));
+        }
+        let until_next = match self.store.next_due().await? {
+            Some(next) => (next - self.clock.now()).to_std().unwrap_or(Duration::ZERO),
+            None => self.config.renew_every,
+        };
+        Ok(until_next.min(self.config.renew_every))
+    }
+
+    /// Fire (or catch up) one due schedule. Returns false if it must be retried.
+    async fn fire_one(&mut self, s: &Schedule, now: Timestamp) -> bool {
+        let plan = plan_firing(s, now);
+        let status = match plan.next_fire_at {
+            Some(_) => s.status,
+            None if s.action_after_completion == ActionAfterCompletion::Delete => ScheduleStatus::Deleted,
+            None => ScheduleStatus::Completed,
+        };
+        let mut firing = Firing {
+            schedule_id: s.id.clone(),
+            expected_version: s.version,
+            message: None,
+            missed: plan.missed,
+            next_fire_at: plan.next_fire_at,
+            status,
+            last_error: None,
+            at: now,
+        };
+        let key = plan.fire.map(|t| (s.id.clone(), t));
+        if let Some(t) = plan.fire {
+            match s.message_for(t) {
+                Ok(new) => firing.message = Some(Message::create(new, CreatedBy::Scheduler, now)),
+                Err(e) => {
+                    // The target no longer builds: nothing will ever fire; say why.
+                    firing.status = ScheduleStatus::Error;
+                    firing.next_fire_at = None;
+                    firing.last_error = Some(format!("target cannot be built: {e}"));
+                    self.metrics.schedule_failed();
+                    tracing::error!(schedule_id = %s.id, error = %e, "schedule target is invalid");
+                }
+            }
+        }
+        match self.store.fire(&firing).await {
+            Ok(FireOutcome::Applied { message, .. }) => {
+                if let Some(k) = &key {
+                    self.attempts.remove(k);
+                }
+                if plan.missed > 0 {
+                    self.metrics.schedule_missed(plan.missed);
+                    tracing::warn!(schedule_id = %s.id, missed = plan.missed, "occurrences missed during downtime");
+                }
+                if let (Some(m), Some(t)) = (message, plan.fire) {
+                    let due = s.next_fire_at.map(|n| due_at(&s.id, n, s.flexible_time_window_minutes)).unwrap_or(t);
+                    let due = if plan.missed > 0 { t } else { due };
+                    let lateness = (now - due).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                    self.metrics.schedule_fired(lateness.max(0.0));
+                    tracing::info!(schedule_id = %s.id, message_id = %m.id, scheduled_time = %rez_core::time::rfc3339(&t), lateness_ms = lateness * 1000.0, "schedule fired");
+                }
+                true
+            }
+            Ok(FireOutcome::Stale) => {
+                tracing::debug!(schedule_id = %s.id, "schedule changed before firing; re-planning");
+                true
+            }
+            Err(e) => {
+                let Some(k) = key else { return false };
+                let n = self.attempts.entry(k.clone()).or_insert(0);
+                *n += 1;
+                tracing::warn!(schedule_id = %s.id, attempt = *n, error = %e, "firing failed; will retry");
+                if *n > s.retry_policy.maximum_retry_attempts {
+                    self.attempts.remove(&k);
+                    self.metrics.schedule_failed();
+                    let give_up = Firing {
+                        message: None,
+                        missed: firing.missed + 1,
+                        last_error: Some(format!(
+                            "firing at {} failed after {} attempts: {e}",
+                            rez_core::time::rfc3339(&k.1),
+                            s.retry_policy.maximum_retry_attempts + 1
+                        )),
+                        ..firing
+                    };
+                    if let Err(e2) = self.store.fire(&give_up).await {
+                        tracing::error!(schedule_id = %s.id, error = %e2, "could not record the failed firing");
+                        return false;
+                    }
+                    return true;
+                }
+                false
+            }
+        }
+    }
+}
