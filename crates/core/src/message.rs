@@ -231,10 +231,11 @@ pub struct NewMessage {
 }
 
 /// Fields a client may send.
-const CLIENT_FIELDS: [&str; 5] = ["message_type", "stage", "payload", "arguments", "idempotency_key"];
+/// `version` may be sent (the seed's clients do) but must be the schema version.
+const CLIENT_FIELDS: [&str; 6] = ["message_type", "stage", "payload", "arguments", "idempotency_key", "version"];
 /// Fields the server owns; sending them is an error rather than being silently ignored.
-const SERVER_FIELDS: [&str; 8] =
-    ["id", "version", "created_date", "updated_date", "created_by", "status", "retry_count", "error_message"];
+const SERVER_FIELDS: [&str; 7] =
+    ["id", "created_date", "updated_date", "created_by", "status", "retry_count", "error_message"];
 
 impl NewMessage {
     /// Parse and validate a request body. `default_stage` applies when `stage` is absent.
@@ -259,6 +260,13 @@ impl NewMessage {
             }
         }
 
+        match obj.get("version") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(v)) if v == SCHEMA_VERSION => {}
+            Some(_) => {
+                return Err(ValidationError::invalid("version", format!("the only schema version is \"{SCHEMA_VERSION}\"")));
+            }
+        }
         let message_type = match obj.get("message_type") {
             None | Some(Value::Null) => return Err(ValidationError::missing("message_type")),
             Some(Value::String(s)) => MessageType::parse(s).ok_or_else(|| {
@@ -357,6 +365,12 @@ mod tests {
         let e = parse(json!({"message_type": "notification", "payload": {"message": "x"}})).unwrap_err();
         assert_eq!(e.code, "unknown_message_type");
         assert!(e.message.contains("notify"), "{}", e.message);
+    }
+
+    #[test]
+    fn accepts_the_seed_format_with_its_version() {
+        parse(json!({"message_type": "notify", "stage": "dev", "version": "1.0", "payload": {"message": "x"}})).unwrap();
+        assert_eq!(parse(json!({"message_type": "notify", "version": "2.0", "payload": {"message": "x"}})).unwrap_err().field, "version");
     }
 
     #[test]

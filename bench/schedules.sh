@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Schedule benchmarks: 100,000 active schedules (start-up time, memory, idle CPU of
+# `rez serve`), then 1,000 schedules due in the same second (firing lateness).
+#   bench/schedules.sh [N=100000]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+n="${1:-100000}"
+cd "$root"
+cargo build --release -p rez-cli --example bench_schedules
+bin="$root/target/release/rez"
+ex="$root/target/release/examples/bench_schedules"
+dir="$(mktemp -d /tmp/rez-sched-bench.XXXXXX)"
+"$ex" populate "$dir" "$n"
+
+port=18181
+start=$(date +%s%N)
+REZ_DATA_DIR="$dir" REZ_BIND="127.0.0.1:$port" REZ_LOG=warn "$bin" serve >/dev/null &
+pid=$!
+until curl -fs "http://127.0.0.1:$port/api/health" >/dev/null 2>&1; do sleep 0.005; done
+ready=$(date +%s%N)
+echo "start to first 2xx with $n schedules: $(( (ready - start) / 1000000 )) ms"
+sleep 10
+rss=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
+t0=$(awk '{print $14+$15}' /proc/$pid/stat)
+sleep 10
+t1=$(awk '{print $14+$15}' /proc/$pid/stat)
+hz=$(getconf CLK_TCK)
+echo "idle RSS with $n schedules: $(( rss / 1024 )) MiB"
+echo "idle CPU over 10 s: $(( (t1 - t0) * 1000 / hz )) ms ($(awk "BEGIN{printf \"%.2f\", ($t1-$t0)/$hz/10*100}") %)"
+kill "$pid"; wait "$pid" 2>/dev/null || true
+rm -rf "$dir"
+
+"$ex" lateness 1000
