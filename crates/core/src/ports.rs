@@ -374,3 +374,44 @@ pub trait ScheduleEngine: Send + Sync + 'static {
     /// A schedule was deleted.
     async fn remove(&self, id: &ScheduleId) -> StoreResult<()>;
 }
+
+/// A secret value. Its `Debug` and `Display` never show the content.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself. Call only where it is used (an outbound request), never to log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue(<redacted>)")
+    }
+}
+
+/// What listing secrets shows: names and dates, never values.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SecretInfo {
+    pub name: String,
+    #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_date: Timestamp,
+}
+
+/// Secrets (golf credentials per course, tokens). Locally: encrypted at rest in the
+/// database; on AWS: Secrets Manager. Names are `[a-z0-9_./-]{1,128}`, e.g. `golf/birdsfoot`.
+#[async_trait]
+pub trait SecretStore: Send + Sync + 'static {
+    async fn get_secret(&self, name: &str) -> StoreResult<Option<SecretValue>>;
+    async fn put_secret(&self, name: &str, value: &SecretValue) -> StoreResult<()>;
+    /// False if there was no such secret.
+    async fn delete_secret(&self, name: &str) -> StoreResult<bool>;
+    async fn list_secrets(&self) -> StoreResult<Vec<SecretInfo>>;
+}
