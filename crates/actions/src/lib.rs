@@ -1,6 +1,10 @@
-//! `rez-actions`: clients for the outside services rez_agent acts on. Each one goes
-//! through `rez-http`, so the SSRF policy of SPEC §6.1 applies to every call.
+//! `rez-actions`: clients for the outside services rez_agent acts on — ntfy, NOAA weather
+//! and cps.golf. Each one goes through `rez-http`, so the SSRF policy of SPEC §6.1 applies
+//! to every call.
 
+pub mod golf;
+pub mod handlers;
 pub mod ntfy;
+pub mod weather;
 
 pub use ntfy::{NtfyAuth, NtfyClient, NtfyConfig, NtfyConfigError};

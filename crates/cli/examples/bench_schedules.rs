@@ -30,7 +30,11 @@ fn service(store: Arc<dyn ScheduleStore>) -> Schedules {
 
 async fn populate(dir: &str, n: usize) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let store = Arc::new(LocalStore::open(&std::path::Path::new(dir).join("rez.db"), Arc::new(SystemClock), QueueConfig::default())?);
+    let store = Arc::new(LocalStore::open(
+        &std::path::Path::new(dir).join("rez.db"),
+        Arc::new(SystemClock),
+        QueueConfig::default(),
+    )?);
     let svc = service(store);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -92,7 +96,8 @@ impl ScheduleStore for Recording {
         let out = self.inner.fire(f).await?;
         let committed = chrono::Utc::now();
         if let (FireOutcome::Applied { message: Some(m), .. }, Some(at)) = (&out, f.message.as_ref()) {
-            let scheduled = at.arguments["scheduled_time"].as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+            let scheduled =
+                at.arguments["scheduled_time"].as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
             if let Some(s) = scheduled {
                 let _ = m;
                 self.fired.lock().unwrap().push((s.with_timezone(&chrono::Utc), committed));
@@ -131,8 +136,13 @@ async fn lateness(n: usize) -> anyhow::Result<()> {
     }
     token.cancel();
     let _ = run.await;
-    let mut ms: Vec<f64> =
-        store.fired.lock().unwrap().iter().map(|(s, c)| (*c - *s).num_microseconds().unwrap_or(0) as f64 / 1000.0).collect();
+    let mut ms: Vec<f64> = store
+        .fired
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(s, c)| (*c - *s).num_microseconds().unwrap_or(0) as f64 / 1000.0)
+        .collect();
     ms.sort_by(|a, b| a.total_cmp(b));
     anyhow::ensure!(ms.len() == n, "only {} of {n} fired", ms.len());
     let pct = |p: f64| ms[((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1];

@@ -37,6 +37,17 @@ struct FileConfig {
     queues: QueuesFile,
     #[serde(default)]
     outbound: OutboundFile,
+    #[serde(default)]
+    weather: WeatherFile,
+    /// A YAML file adding or overriding golf courses.
+    courses_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WeatherFile {
+    url: Option<String>,
+    user_agent: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +108,11 @@ pub struct Config {
     pub drain: Duration,
     /// Test/benchmark only: lets outbound calls reach 127.0.0.1 over plain HTTP.
     pub allow_loopback_for_tests: bool,
+    /// NOAA's origin (a test points it at a fake).
+    pub noaa_url: url::Url,
+    /// NOAA requires a User-Agent with a contact.
+    pub noaa_user_agent: String,
+    pub courses_file: Option<PathBuf>,
     /// Where the configuration came from, for `rez config check`.
     pub sources: Vec<String>,
 }
@@ -113,12 +129,18 @@ impl std::fmt::Debug for Config {
             .field("visibility", &self.visibility)
             .field("drain", &self.drain)
             .field("allow_loopback_for_tests", &self.allow_loopback_for_tests)
+            .field("noaa_url", &self.noaa_url.as_str())
+            .field("courses_file", &self.courses_file)
             .finish()
     }
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = ".rez";
+pub const DEFAULT_NOAA_URL: &str = "https://api.weather.gov";
+/// NOAA asks for a contact in the User-Agent; set `REZ_NOAA_USER_AGENT` to yours.
+pub const DEFAULT_NOAA_USER_AGENT: &str =
+    concat!("rez_agent/", env!("CARGO_PKG_VERSION"), " (set REZ_NOAA_USER_AGENT to your contact)");
 
 impl Config {
     /// Load from `file` (or `REZ_CONFIG`, or `./rez.toml` if present) and the environment.
@@ -222,6 +244,14 @@ impl Config {
             Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
             None => fc.outbound.allow_loopback_for_tests.unwrap_or(false),
         };
+        let noaa_raw = pick("REZ_NOAA_URL", fc.weather.url).map(|(v, _)| v).unwrap_or_else(|| DEFAULT_NOAA_URL.into());
+        let noaa_url =
+            Url::parse(&noaa_raw).map_err(|e| parse_env("REZ_NOAA_URL", noaa_raw.clone(), &e.to_string()))?;
+        let noaa_user_agent = pick("REZ_NOAA_USER_AGENT", fc.weather.user_agent)
+            .map(|(v, _)| v)
+            .unwrap_or_else(|| DEFAULT_NOAA_USER_AGENT.into());
+        let courses_file = pick("REZ_COURSES_FILE", fc.courses_file.map(|p| p.to_string_lossy().into_owned()))
+            .map(|(v, _)| PathBuf::from(v));
         sources.push("environment".into());
         Ok(Self {
             data_dir,
@@ -235,6 +265,9 @@ impl Config {
             retry_backoff,
             drain,
             allow_loopback_for_tests,
+            noaa_url,
+            noaa_user_agent,
+            courses_file,
             sources,
         })
     }

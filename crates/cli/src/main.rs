@@ -62,6 +62,16 @@ enum Command {
         #[command(subcommand)]
         command: SchedulesCommand,
     },
+    /// Store secrets (encrypted at rest); values are never printed back.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+    /// Golf courses (built in, plus REZ_COURSES_FILE).
+    Courses {
+        #[command(subcommand)]
+        command: CoursesCommand,
+    },
     /// Check the configuration.
     Config {
         #[command(subcommand)]
@@ -198,14 +208,53 @@ enum SchedulesCommand {
 }
 
 #[derive(Subcommand)]
+enum SecretsCommand {
+    /// Set a secret from stdin (default) or from an environment variable.
+    Set {
+        name: String,
+        #[arg(long = "from-env")]
+        from_env: Option<String>,
+    },
+    /// Store golf credentials for a course: the password is read from stdin (or --password-env).
+    SetGolf {
+        #[arg(long)]
+        course: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long = "password-env")]
+        password_env: Option<String>,
+        #[arg(long = "client-id")]
+        client_id: Option<String>,
+        #[arg(long = "client-secret-env")]
+        client_secret_env: Option<String>,
+    },
+    /// Names and dates only.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CoursesCommand {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Load the configuration and explain any problem.
     Check,
 }
 
-fn init_tracing(json: bool) {
+fn init_tracing(json: bool, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REZ_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -214,10 +263,22 @@ fn init_tracing(json: bool) {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // A one-line error with its causes, not a backtrace: these are user-facing errors.
+    match start(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
-    init_tracing(config.log_json);
+    // The server logs its life at info; one-shot commands only warnings.
+    init_tracing(config.log_json, if matches!(cli.command, Command::Serve) { "info" } else { "warn" });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(16)
@@ -231,6 +292,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve_forever(config).await,
         Command::Config { command: ConfigCommand::Check } => check(&config),
+        Command::Courses { command: CoursesCommand::List { json } } => {
+            let courses = rez_cli::wiring::courses(&config)?;
+            if json {
+                return commands::print_json(&courses.list());
+            }
+            for c in courses.list() {
+                println!(
+                    "{:<12} {:<28} {:<20} {:>9.4} {:>10.4}  {}",
+                    c.id, c.name, c.time_zone, c.latitude, c.longitude, c.origin
+                );
+            }
+            Ok(())
+        }
         Command::Schedules { command: SchedulesCommand::Preview { expression, timezone, from, count, json } } => {
             commands::schedules::preview(&expression, &timezone, from.as_deref(), count, json)
         }
@@ -302,13 +376,34 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         SchedulesCommand::Preview { .. } => unreachable!("handled above"),
                     }
                 }
+                Command::Secrets { command } => {
+                    use commands::secrets::{self as sec, SecretSource};
+                    let source = |env: Option<String>| env.map(SecretSource::Env).unwrap_or(SecretSource::Stdin);
+                    match command {
+                        SecretsCommand::Set { name, from_env } => sec::set(&store, &name, source(from_env)).await,
+                        SecretsCommand::SetGolf { course, username, password_env, client_id, client_secret_env } => {
+                            let course = rez_cli::wiring::courses(&config)?.find(&course)?.id.clone();
+                            sec::set_golf(
+                                &store,
+                                &course,
+                                &username,
+                                source(password_env),
+                                client_id.as_deref(),
+                                client_secret_env.map(SecretSource::Env),
+                            )
+                            .await
+                        }
+                        SecretsCommand::List { json } => sec::list(&store, json).await,
+                        SecretsCommand::Delete { name } => sec::delete(&store, &name).await,
+                    }
+                }
                 Command::Backup { dest } => {
                     anyhow::ensure!(!dest.exists(), "{} already exists", dest.display());
                     store.db().backup(dest.clone()).await?;
                     println!("wrote {}", dest.display());
                     Ok(())
                 }
-                Command::Serve | Command::Config { .. } => unreachable!("handled above"),
+                Command::Serve | Command::Config { .. } | Command::Courses { .. } => unreachable!("handled above"),
             }
         }
     }

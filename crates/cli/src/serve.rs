@@ -18,6 +18,7 @@ use rez_runtime::scheduling::consumer::ScheduleConsumer;
 use rez_runtime::scheduling::engine::{Engine, EngineConfig, LocalEngine};
 use rez_runtime::workers::notify::NotificationProcessor;
 use rez_runtime::workers::pool::{self, PoolConfig};
+use rez_runtime::workers::web_action::WebActionWorker;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -59,6 +60,22 @@ impl Server {
             processor,
             services.metrics.clone(),
             pc,
+            shutdown.clone(),
+            config.drain,
+        )));
+
+        let web_worker = Arc::new(WebActionWorker::new(
+            wiring::web_actions(&config, &store)?,
+            services.results.clone(),
+            services.clone(),
+        ));
+        let mut wc = PoolConfig::new(QueueName::WebActions, 8);
+        wc.visibility = config.visibility;
+        workers.push(tokio::spawn(pool::run(
+            services.queues.clone(),
+            web_worker,
+            services.metrics.clone(),
+            wc,
             shutdown.clone(),
             config.drain,
         )));
@@ -143,6 +160,11 @@ async fn maintain(store: LocalStore, shutdown: CancellationToken) {
                     Ok(0) => {}
                     Ok(n) => tracing::warn!(expired = n, "queue items expired after the retention period"),
                     Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+                }
+                match rez_core::ports::ResultStore::purge_expired_results(&store, store.clock().now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(purged = n, "expired web-action results removed"),
+                    Err(e) => tracing::error!(error = %e, "result purge failed"),
                 }
             }
         }

@@ -6,6 +6,7 @@
 //! ports; `rez-runtime` holds the use cases and only ever sees the ports.
 
 pub mod auth;
+pub mod booking;
 pub mod clock;
 pub mod error;
 pub mod id;
@@ -18,9 +19,10 @@ pub mod schedule_spec;
 pub mod schedules;
 pub mod status;
 pub mod time;
+pub mod web_action;
 
 pub use error::ValidationError;
-pub use id::{MessageId, ScheduleId};
+pub use id::{MessageId, ResultId, ScheduleId};
 pub use message::{Message, MessageType, NewMessage, Stage};
 pub use routing::{QueueName, Topic};
 pub use status::Status;

@@ -264,7 +264,10 @@ impl NewMessage {
             None | Some(Value::Null) => {}
             Some(Value::String(v)) if v == SCHEMA_VERSION => {}
             Some(_) => {
-                return Err(ValidationError::invalid("version", format!("the only schema version is \"{SCHEMA_VERSION}\"")));
+                return Err(ValidationError::invalid(
+                    "version",
+                    format!("the only schema version is \"{SCHEMA_VERSION}\""),
+                ));
             }
         }
         let message_type = match obj.get("message_type") {
@@ -329,7 +332,10 @@ impl NewMessage {
                     Some(_) => Err(ValidationError::invalid("arguments.action", "must be a string")),
                 }
             }
-            MessageType::WebAction | MessageType::Scheduled | MessageType::AgentResponse => Ok(()),
+            MessageType::WebAction => {
+                crate::web_action::WebActionRequest::validate_payload(&self.payload, &self.arguments)
+            }
+            MessageType::Scheduled | MessageType::AgentResponse => Ok(()),
         }
     }
 }
@@ -369,8 +375,12 @@ mod tests {
 
     #[test]
     fn accepts_the_seed_format_with_its_version() {
-        parse(json!({"message_type": "notify", "stage": "dev", "version": "1.0", "payload": {"message": "x"}})).unwrap();
-        assert_eq!(parse(json!({"message_type": "notify", "version": "2.0", "payload": {"message": "x"}})).unwrap_err().field, "version");
+        parse(json!({"message_type": "notify", "stage": "dev", "version": "1.0", "payload": {"message": "x"}}))
+            .unwrap();
+        assert_eq!(
+            parse(json!({"message_type": "notify", "version": "2.0", "payload": {"message": "x"}})).unwrap_err().field,
+            "version"
+        );
     }
 
     #[test]
@@ -387,6 +397,7 @@ mod tests {
         assert_eq!(parse(json!([1, 2])).unwrap_err().code, "invalid_body");
         assert_eq!(parse(json!({"message_type": 3})).unwrap_err().field, "message_type");
         assert_eq!(parse(json!({"message_type": "web_action", "payload": "x"})).unwrap_err().field, "payload");
+        assert_eq!(parse(json!({"message_type": "notify", "payload": "x"})).unwrap_err().field, "payload");
         assert_eq!(parse(json!({"message_type": "web_action", "stage": "qa"})).unwrap_err().field, "stage");
         assert_eq!(parse(json!({"payload": {}})).unwrap_err().code, "missing_field");
     }

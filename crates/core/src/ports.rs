@@ -16,6 +16,7 @@ use crate::routing::QueueName;
 use crate::schedules::{Schedule, ScheduleStatus, TargetType};
 use crate::status::{IllegalTransition, Status};
 use crate::time::{Timestamp, serde_rfc3339, serde_rfc3339_opt};
+use crate::web_action::{WebActionError, WebActionOutput, WebActionRequest, WebActionResult};
 
 /// Errors of any store or queue adapter.
 #[derive(Debug, thiserror::Error)]
@@ -414,4 +415,24 @@ pub trait SecretStore: Send + Sync + 'static {
     /// False if there was no such secret.
     async fn delete_secret(&self, name: &str) -> StoreResult<bool>;
     async fn list_secrets(&self) -> StoreResult<Vec<SecretInfo>>;
+}
+
+/// Stored web-action results, expiring after [`crate::web_action::RESULT_TTL`].
+#[async_trait]
+pub trait ResultStore: Send + Sync + 'static {
+    async fn put_result(&self, result: &WebActionResult) -> StoreResult<()>;
+    /// Results of one message, oldest first.
+    async fn results_for(&self, message_id: &MessageId) -> StoreResult<Vec<WebActionResult>>;
+    /// Delete results whose `ttl` is before `now`; returns how many.
+    async fn purge_expired_results(&self, now: Timestamp) -> StoreResult<u64>;
+}
+
+/// One kind of web action (`weather`, `golf`), with its operations.
+#[async_trait]
+pub trait WebActionHandler: Send + Sync + 'static {
+    /// The `payload.action` this handler serves.
+    fn action(&self) -> &'static str;
+    /// The operations it knows; the first is the default when none is given.
+    fn operations(&self) -> &'static [&'static str];
+    async fn execute(&self, request: &WebActionRequest) -> Result<WebActionOutput, WebActionError>;
 }

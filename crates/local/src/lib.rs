@@ -6,6 +6,7 @@
 //! accepted write is durable (`synchronous=FULL`) before its caller hears back, and
 //! concurrent writers share one fsync. Reads use a small pool of connections.
 
+mod booking;
 mod codec;
 pub mod db;
 mod inbox;
@@ -14,7 +15,9 @@ pub mod lease;
 mod messages;
 mod migrations;
 mod queues;
+mod results;
 mod schedules;
+mod secrets;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,6 +26,9 @@ use rez_core::clock::Clock;
 
 pub use db::{Db, DbError};
 pub use queues::QueueConfig;
+pub use secrets::{
+    KeyTextError, MASTER_KEY_ENV, MASTER_KEY_FILE, MasterKey, SecretsError, check_secret_name, secret_env_var,
+};
 
 /// All local adapters over one database.
 #[derive(Clone)]
@@ -32,6 +38,8 @@ pub struct LocalStore {
     pub(crate) config: QueueConfig,
     /// This process's id in the `instances` table; in-flight deliveries carry it.
     pub(crate) instance: Arc<str>,
+    /// Seals the secret store; see [`LocalStore::with_master_key`].
+    pub(crate) master_key: Option<std::sync::Arc<MasterKey>>,
 }
 
 impl LocalStore {
@@ -39,7 +47,7 @@ impl LocalStore {
     pub fn open(path: &Path, clock: Arc<dyn Clock>, config: QueueConfig) -> Result<Self, DbError> {
         let db = Db::open(path)?;
         let instance: Arc<str> = format!("inst_{}", ulid::Ulid::new()).into();
-        Ok(Self { db, clock, config, instance })
+        Ok(Self { db, clock, config, instance, master_key: None })
     }
 
     pub fn db(&self) -> &Db {

@@ -104,6 +104,38 @@ const MIGRATIONS: &[&str] = &[
         expires_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 3: web-action results (expiring) and the golf booking ledger.
+    r#"
+    CREATE TABLE results (
+        id         TEXT PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        body       TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX results_by_message ON results(message_id, id);
+    CREATE INDEX results_by_expiry ON results(expires_ms);
+
+    -- One row per booking key (derived from the message id): the intent recorded before
+    -- reserving and the confirmation after, so a booking happens exactly once.
+    CREATE TABLE booking_ledger (
+        key          TEXT PRIMARY KEY,
+        state        TEXT NOT NULL,
+        intent       TEXT,
+        confirmation TEXT,
+        error        TEXT,
+        updated_ms   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
+    // 4: secrets, sealed with XChaCha20-Poly1305 under the master key (see secrets.rs);
+    //    only names and dates are in the clear.
+    r#"
+    CREATE TABLE secrets (
+        name       TEXT PRIMARY KEY,
+        nonce      BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        updated_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

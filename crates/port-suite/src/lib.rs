@@ -20,8 +20,14 @@ use rez_core::routing::QueueName;
 use rez_core::status::Status;
 
 /// Everything the suite needs from one adapter.
-pub trait Store: MessageStore + Queues + Inbox + ApiKeyStore + ScheduleStore {}
-impl<T: MessageStore + Queues + Inbox + ApiKeyStore + ScheduleStore> Store for T {}
+pub trait Store:
+    MessageStore + Queues + Inbox + ApiKeyStore + ScheduleStore + ResultStore + rez_core::booking::BookingLedger
+{
+}
+impl<T> Store for T where
+    T: MessageStore + Queues + Inbox + ApiKeyStore + ScheduleStore + ResultStore + rez_core::booking::BookingLedger
+{
+}
 
 /// Builds a fresh, empty store. The store's retry backoff must be at most
 /// [`Fixture::MAX_BACKOFF`] for the first two retries.
@@ -483,6 +489,78 @@ pub async fn engine_lease_is_exclusive(s: Arc<dyn Store>) {
     assert!(!s.acquire_engine_lease("a", Duration::from_millis(400)).await.unwrap());
 }
 
+pub async fn results_are_kept_per_message_and_expire(s: Arc<dyn Store>) {
+    use rez_core::web_action::{RESULT_TTL, ResultStatus, WebActionResult};
+    let now = SystemClock.now();
+    let mid = rez_core::MessageId::new(now);
+    let mk = |status, created: rez_core::time::Timestamp| WebActionResult {
+        id: rez_core::ResultId::new(created),
+        message_id: mid.clone(),
+        action: "weather".into(),
+        operation: "forecast".into(),
+        status,
+        response_code: Some(200),
+        response_body: None,
+        output: serde_json::json!({"periods": 14}),
+        error_message: None,
+        execution_time_ms: 12,
+        attempt: 1,
+        created_date: created,
+        ttl: created + RESULT_TTL,
+    };
+    let old = mk(ResultStatus::Failed, now - chrono::TimeDelta::days(4));
+    let fresh = mk(ResultStatus::Success, now);
+    s.put_result(&old).await.unwrap();
+    s.put_result(&fresh).await.unwrap();
+    let got = s.results_for(&mid).await.unwrap();
+    assert_eq!(got, vec![old.clone(), fresh.clone()], "oldest first, round-tripped exactly");
+    assert!(s.results_for(&rez_core::MessageId::new(now)).await.unwrap().is_empty());
+    assert_eq!(s.purge_expired_results(now).await.unwrap(), 1);
+    assert_eq!(s.results_for(&mid).await.unwrap(), vec![fresh]);
+}
+
+pub async fn booking_ledger_admits_one_intent(s: Arc<dyn Store>) {
+    use rez_core::booking::*;
+    let key = BookingKey::new("msg_booking_1").unwrap();
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 12, 5).unwrap().and_hms_opt(8, 40, 0).unwrap();
+    let intent = BookingIntent {
+        course_id: "birdsfoot".into(),
+        course_name: "Birdsfoot Golf Course".into(),
+        tee_sheet_id: 502,
+        start_time: start,
+        players: 4,
+        holes: 18,
+        recorded_at: SystemClock.now(),
+    };
+    assert!(s.get(&key).await.unwrap().is_none());
+    assert_eq!(s.record_intent(&key, &intent).await.unwrap(), IntentOutcome::New);
+    // A second attempt on the same key must not go ahead.
+    assert_eq!(s.record_intent(&key, &intent).await.unwrap(), IntentOutcome::Pending(intent.clone()));
+    // A failure releases the key; a new intent is admitted.
+    s.mark_failed(&key, "reserve refused").await.unwrap();
+    assert!(matches!(s.get(&key).await.unwrap().unwrap().state, LedgerState::Failed { .. }));
+    assert_eq!(s.record_intent(&key, &intent).await.unwrap(), IntentOutcome::New);
+    let confirmation = BookingConfirmation {
+        course_id: "birdsfoot".into(),
+        course_name: "Birdsfoot Golf Course".into(),
+        reservation_id: Some(77),
+        confirmation_key: "CONF-77".into(),
+        tee_sheet_id: 502,
+        start_time: start,
+        players: 4,
+        holes: 18,
+        total: Some(180.0),
+        total_due_at_course: None,
+        confirmed_at: SystemClock.now(),
+    };
+    s.record_confirmation(&key, &confirmation).await.unwrap();
+    assert_eq!(s.record_intent(&key, &intent).await.unwrap(), IntentOutcome::Existing(confirmation.clone()));
+    s.mark_failed(&key, "late failure").await.unwrap();
+    let entry = s.get(&key).await.unwrap().unwrap();
+    assert_eq!(entry.state, LedgerState::Confirmed { confirmation }, "a confirmed key stays confirmed");
+    assert_eq!(entry.intent, Some(intent));
+}
+
 /// Expand the whole suite for one adapter: `port_suite!(MyFixture);` where `MyFixture:
 /// Fixture + Default`.
 #[macro_export]
@@ -495,7 +573,8 @@ macro_rules! port_suite {
             permanent_failure_dead_letters_at_once, redrive_returns_dead_letters, delete_dead_letter,
             retry_requeues_failed_messages, release_makes_visible_again, list_filters_and_paginates,
             inbox_is_keyed_by_message, api_keys_store_hashes_and_revoke, schedules_crud_and_versioning,
-            due_schedules_in_order, a_firing_is_atomic_and_happens_once, engine_lease_is_exclusive);
+            due_schedules_in_order, a_firing_is_atomic_and_happens_once, engine_lease_is_exclusive,
+            results_are_kept_per_message_and_expire, booking_ledger_admits_one_intent);
     };
     (@tests $fixture:ty; $($name:ident),* $(,)?) => {
         $(

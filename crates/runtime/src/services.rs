@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use rez_core::Stage;
 use rez_core::clock::Clock;
-use rez_core::ports::{ApiKeyStore, Inbox, MessageStore, Notifier, Queues, ScheduleEngine, ScheduleStore};
+use rez_core::ports::{ApiKeyStore, Inbox, MessageStore, Notifier, Queues, ResultStore, ScheduleEngine, ScheduleStore};
 
 use crate::keys::KeyVerifier;
 use crate::metrics::Metrics;
@@ -19,6 +19,7 @@ pub struct Ports {
     pub inbox: Arc<dyn Inbox>,
     pub keys: Arc<dyn ApiKeyStore>,
     pub schedules: Arc<dyn ScheduleStore>,
+    pub results: Arc<dyn ResultStore>,
     pub engine: Arc<dyn ScheduleEngine>,
     /// `None`: no push server configured.
     pub notifier: Option<Arc<dyn Notifier>>,
@@ -30,6 +31,7 @@ pub struct Services {
     pub messages: Arc<dyn MessageStore>,
     pub queues: Arc<dyn Queues>,
     pub inbox: Arc<dyn Inbox>,
+    pub results: Arc<dyn ResultStore>,
     pub keys: KeyVerifier,
     /// `None`: no push server configured; notifications go to the inbox only.
     pub notifier: Option<Arc<dyn Notifier>>,
@@ -52,6 +54,7 @@ impl Services {
             messages: ports.messages,
             queues: ports.queues,
             inbox: ports.inbox,
+            results: ports.results,
             notifier: ports.notifier,
             clock: ports.clock,
             metrics,

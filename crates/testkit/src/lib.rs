@@ -1,7 +1,12 @@
-//! `rez-testkit`: fake outside services on 127.0.0.1 that speak the real wire formats,
-//! so clients and end-to-end flows can be tested without the internet (and without
-//! services that cannot be installed here, such as an ntfy server).
+//! `rez-testkit`: fake outside services on 127.0.0.1 that speak the real wire formats —
+//! ntfy, NOAA api.weather.gov and a cps.golf course — so clients and end-to-end flows can
+//! be tested without the internet (and without services that cannot be installed or must
+//! not be touched from tests, such as an ntfy server or a real tee sheet).
 
+pub mod golf;
+pub mod noaa;
 pub mod ntfy;
 
+pub use golf::{FakeCpsGolf, FakeReservation, FakeSlot, FakeUser, GolfFault, GolfStep, PricingCall, TokenKind};
+pub use noaa::FakeNoaa;
 pub use ntfy::{FakeNtfy, PublishForm, ReceivedPush};

@@ -41,5 +41,6 @@ pub async fn show(store: &LocalStore, id: &str) -> anyhow::Result<()> {
     let id = MessageId::parse(id).map_err(|e| anyhow::anyhow!(e.message))?;
     let m = store.get_message(&id).await?.ok_or_else(|| anyhow::anyhow!("no message {id}"))?;
     let notification = store.get_entry(&id).await?;
-    super::print_json(&serde_json::json!({ "message": m, "notification": notification }))
+    let results = rez_core::ports::ResultStore::results_for(store, &id).await?;
+    super::print_json(&serde_json::json!({ "message": m, "notification": notification, "results": results }))
 }

@@ -5,6 +5,7 @@ pub mod dlq;
 pub mod keys;
 pub mod messages;
 pub mod schedules;
+pub mod secrets;
 pub mod send;
 
 use std::io::Write;

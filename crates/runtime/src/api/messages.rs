@@ -84,9 +84,11 @@ pub struct MessageDetail {
     pub message: Message,
     /// The inbox entry of a notification message.
     pub notifications: Vec<InboxEntry>,
+    /// Web-action results, oldest first.
+    pub results: Vec<rez_core::web_action::WebActionResult>,
 }
 
-/// One message, with its notifications.
+/// One message, with its notifications and web-action results.
 #[utoipa::path(get, path = "/api/messages/{id}", tag = "messages",
     params(("id" = String, Path)),
     responses((status = 200, body = MessageDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
@@ -96,7 +98,8 @@ pub async fn show(State(s): State<Services>, Path(id): Path<String>) -> ApiResul
     let message =
         s.messages.get_message(&id).await?.ok_or_else(|| ApiError::not_found(format!("message {id} was not found")))?;
     let notifications = s.inbox.get_entry(&id).await?.into_iter().collect();
-    Ok(Json(MessageDetail { message, notifications }))
+    let results = s.results.results_for(&id).await?;
+    Ok(Json(MessageDetail { message, notifications, results }))
 }
 
 /// Re-queue a failed or dead-lettered message.

@@ -9,6 +9,7 @@ mod messages;
 mod notifications;
 pub mod openapi;
 mod ops;
+mod results;
 mod schedules;
 
 use axum::Router;
@@ -33,6 +34,7 @@ pub fn router(services: Services) -> Router {
         .route("/api/dlq/redrive", post(dlq::redrive))
         .route("/api/dlq/{id}", delete(dlq::remove))
         .route("/api/notifications", get(notifications::list))
+        .route("/api/results", get(results::list))
         .route("/api/schedules", post(schedules::create).get(schedules::list))
         .route("/api/schedules/preview", get(schedules::preview))
         .route("/api/schedules/{id}", get(schedules::show).patch(schedules::update).delete(schedules::remove))

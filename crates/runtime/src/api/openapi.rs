@@ -25,6 +25,7 @@ impl Modify for BearerAuth {
         super::messages::create, super::messages::list, super::messages::show, super::messages::retry,
         super::dlq::list, super::dlq::redrive, super::dlq::remove,
         super::notifications::list,
+        super::results::list,
         super::schedules::create, super::schedules::list, super::schedules::show, super::schedules::update,
         super::schedules::remove, super::schedules::pause, super::schedules::resume, super::schedules::run,
         super::schedules::preview,

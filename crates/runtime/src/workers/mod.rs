@@ -4,6 +4,7 @@
 
 pub mod notify;
 pub mod pool;
+pub mod web_action;
 
 use async_trait::async_trait;
 use rez_core::Message;

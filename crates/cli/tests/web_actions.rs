@@ -1,0 +1,179 @@
+//! Web actions end to end through `rez serve`: POST a `web_action` message, it ends
+//! `completed`, the result is readable, and the notification reached the fake ntfy —
+//! weather against the fake NOAA, golf search and booking against the fake cps.golf,
+//! including a reserve whose answer is lost (exactly one reservation, one confirmation).
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use common::TestServer;
+use rez_core::ports::{SecretStore, SecretValue};
+use rez_testkit::golf::{FAKE_PASSWORD, FAKE_USERNAME, FakeCpsGolf, FakeSlot, GolfFault, GolfStep};
+use rez_testkit::noaa::FakeNoaa;
+use rez_testkit::ntfy::FakeNtfy;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Rig {
+    t: TestServer,
+    golf: FakeCpsGolf,
+    _noaa: FakeNoaa,
+}
+
+async fn rig() -> Rig {
+    let ntfy = FakeNtfy::start().await;
+    let noaa = FakeNoaa::start().await;
+    let golf = FakeCpsGolf::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let courses = dir.path().join("courses.yaml");
+    std::fs::write(
+        &courses,
+        format!(
+            "courses:\n  - id: birdsfoot\n    course_id: 1\n    name: Birdsfoot Golf Course\n    address: 225 Furnace Run Rd, Freeport, PA 16229\n    latitude: 40.7196\n    longitude: -79.6526\n    time_zone: America/New_York\n    origin: {}\n    client_id: onlineresweb\n    website_id: 94fa26b7-2e63-4cbc-99e5-08d7d7f41522\n    scope: openid profile onlinereservation\n",
+            golf.url()
+        ),
+    )
+    .unwrap();
+    let mut config = common::config(dir.path().to_path_buf(), Some(&ntfy));
+    config.noaa_url = url::Url::parse(&noaa.url()).unwrap();
+    config.noaa_user_agent = "rez_agent tests (tests@example.com)".into();
+    config.courses_file = Some(courses);
+    // The user's credentials for the course, in the encrypted secret store.
+    let store = rez_cli::wiring::open_store(&config).unwrap();
+    let creds = json!({"username": FAKE_USERNAME, "password": FAKE_PASSWORD}).to_string();
+    store.put_secret("golf/birdsfoot", &SecretValue::new(creds)).await.unwrap();
+    let server = TestServer::boot(config).await;
+    let base = format!("http://{}", server.addr);
+    let t = TestServer { server: Some(server), base, http: reqwest::Client::new(), ntfy, dir };
+    Rig { t, golf, _noaa: noaa }
+}
+
+async fn run(t: &TestServer, payload: Value, arguments: Value) -> (String, Value) {
+    let (s, m) = t
+        .post_json("/api/messages", json!({"message_type": "web_action", "payload": payload, "arguments": arguments}))
+        .await;
+    assert_eq!(s, 202, "{m}");
+    let id = m["id"].as_str().unwrap().to_owned();
+    let done = t.wait_message(&id, WAIT, |m| matches!(m["status"].as_str(), Some("completed" | "dead_lettered"))).await;
+    (id, done)
+}
+
+fn slot(id: i64, d: NaiveDate, h: u32, m: u32) -> FakeSlot {
+    FakeSlot::new(id, d.and_hms_opt(h, m, 0).unwrap())
+}
+
+#[tokio::test]
+async fn weather_for_a_course_is_stored_and_notified() {
+    let mut r = rig().await;
+    let (id, m) = run(&r.t, json!({"action": "weather", "course": "Birdsfoot"}), json!({})).await;
+    assert_eq!(m["status"], "completed", "{m}");
+    let (_, results) = r.t.get_json(&format!("/api/results?message_id={id}")).await;
+    let res = &results["items"][0];
+    assert_eq!(
+        (res["action"].as_str(), res["operation"].as_str(), res["status"].as_str()),
+        (Some("weather"), Some("forecast"), Some("success"))
+    );
+    assert!(res["output"]["forecast"]["periods"].as_array().unwrap().len() >= 2);
+    assert_eq!(m["results"][0]["id"], res["id"], "the message detail includes its result");
+    assert!(r.t.ntfy.wait_for(1, WAIT).await);
+    let push = &r.t.ntfy.received()[0];
+    assert!(push.title.as_deref().unwrap().contains("Birdsfoot"), "{push:?}");
+    // A URL in the request is refused at the door.
+    let (s, e) =
+        r.t.post_json(
+            "/api/messages",
+            json!({"message_type": "web_action", "payload": {"action": "weather", "url": "http://169.254.169.254/"}}),
+        )
+        .await;
+    assert_eq!((s, e["error"]["details"]["field"].as_str()), (400, Some("url")));
+    r.t.stop().await;
+}
+
+#[tokio::test]
+async fn golf_search_and_four_player_booking() {
+    let mut r = rig().await;
+    let day = NaiveDate::from_ymd_opt(2026, 12, 5).unwrap();
+    r.golf.add_slot(slot(501, day, 7, 30));
+    r.golf.add_slot(slot(502, day, 8, 40));
+    r.golf.add_slot(slot(503, day, 9, 20));
+    let (id, m) = run(
+        &r.t,
+        json!({"action": "golf", "course": "birdsfoot"}),
+        json!({"operation": "search_tee_times", "date": "2026-12-05", "window_start": "08:00", "window_end": "10:00", "players": 4}),
+    )
+    .await;
+    assert_eq!(m["status"], "completed", "{m}");
+    let (_, results) = r.t.get_json(&format!("/api/results?message_id={id}")).await;
+    let ids: Vec<i64> = results["items"][0]["output"]["tee_times"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["tee_sheet_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [502, 503]);
+
+    let (_, m) = run(
+        &r.t,
+        json!({"action": "golf", "course": "birdsfoot"}),
+        json!({"operation": "book_tee_time", "tee_sheet_id": 502, "players": 4}),
+    )
+    .await;
+    assert_eq!(m["status"], "completed", "{m}");
+    assert_eq!(r.golf.reservations().len(), 1);
+    let pricing = r.golf.pricing_calls();
+    assert_eq!(pricing.len(), 1);
+    assert_eq!(pricing[0].participants.len(), 4, "the pricing request lists every participant");
+    assert!(r.t.ntfy.wait_for(2, WAIT).await);
+    r.t.stop().await;
+}
+
+#[tokio::test]
+async fn a_lost_reserve_answer_books_exactly_once() {
+    let mut r = rig().await;
+    let day = NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
+    r.golf.add_slot(slot(601, day, 9, 0));
+    r.golf.add_slot(slot(602, day, 8, 10));
+    // The reserve happens at cps.golf, then the connection drops before the answer.
+    r.golf.fail_times(GolfStep::Reserve, GolfFault::DropAfter, 1);
+    let (id, m) = run(
+        &r.t,
+        json!({"action": "golf", "course": "birdsfoot"}),
+        json!({"operation": "auto_book", "date": "2026-12-06", "window_start": "08:00", "window_end": "10:00", "players": 2}),
+    )
+    .await;
+    assert_eq!(m["status"], "completed", "{m}");
+    assert_eq!(m["retry_count"], 1, "the first attempt failed after reserving");
+    let reservations = r.golf.reservations();
+    assert_eq!(reservations.len(), 1, "exactly one reservation at cps.golf");
+    assert_eq!(r.golf.count(GolfStep::Reserve), 1, "no second reserve call");
+    let (_, results) = r.t.get_json(&format!("/api/results?message_id={id}")).await;
+    let items = results["items"].as_array().unwrap();
+    let ok: Vec<&Value> = items.iter().filter(|x| x["status"] == "success").collect();
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0]["output"]["path"], "found_in_reservations");
+    assert_eq!(ok[0]["output"]["confirmation"]["tee_sheet_id"], 602, "the earliest slot in the window");
+    assert!(r.t.ntfy.wait_for(1, WAIT).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let booked: Vec<_> =
+        r.t.ntfy
+            .received()
+            .into_iter()
+            .filter(|p| p.title.as_deref().is_some_and(|t| t.starts_with("Booked")))
+            .collect();
+    assert_eq!(booked.len(), 1, "the user gets one confirmation");
+    r.t.stop().await;
+}
+
+#[tokio::test]
+async fn missing_credentials_fail_clearly_without_retries() {
+    let mut r = rig().await;
+    let (_, m) =
+        run(&r.t, json!({"action": "golf", "course": "totteridge"}), json!({"operation": "fetch_reservations"})).await;
+    assert_eq!(m["status"], "dead_lettered", "{m}");
+    assert!(m["error_message"].as_str().unwrap().contains("no credentials"), "{m}");
+    assert_eq!(m["retry_count"], 1);
+    r.t.stop().await;
+}
