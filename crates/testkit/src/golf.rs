@@ -26,6 +26,7 @@
 //! key once and fakes share them (every fake has its own JWKS URL, so no client can mix
 //! them up).
 
+use crate::server::LoopbackServer;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -42,8 +43,6 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 const API: &str = "/onlineres/onlineapi/api/v1/onlinereservation";
 
@@ -288,20 +287,13 @@ impl Shared {
 
 /// Handle of a running fake cps.golf course; the server stops when the handle is dropped.
 pub struct FakeCpsGolf {
-    addr: SocketAddr,
+    server: LoopbackServer,
     shared: Arc<Shared>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for FakeCpsGolf {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl std::fmt::Debug for FakeCpsGolf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeCpsGolf").field("addr", &self.addr).finish()
+        f.debug_struct("FakeCpsGolf").field("addr", &self.server.addr()).finish()
     }
 }
 
@@ -320,8 +312,7 @@ impl FakeCpsGolf {
     pub async fn try_start() -> std::io::Result<Self> {
         let (signing, unpublished) =
             tokio::task::spawn_blocking(|| (pooled_key(0), pooled_key(1))).await.map_err(std::io::Error::other)?;
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
+        let (listener, addr) = LoopbackServer::bind().await?;
         let inner = Inner {
             users: vec![FakeUser::default_user()],
             published: vec![signing.clone()],
@@ -345,12 +336,8 @@ impl FakeCpsGolf {
         };
         let shared = Arc::new(Shared { inner: Mutex::new(inner), base: format!("http://{addr}") });
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "fake cps.golf server stopped");
-            }
-        });
-        Ok(Self { addr, shared, task })
+        let server = LoopbackServer::serve(listener, app, "cps.golf");
+        Ok(Self { server, shared })
     }
 
     /// The course origin: `http://127.0.0.1:PORT`.
@@ -359,7 +346,7 @@ impl FakeCpsGolf {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Add an account.

@@ -6,6 +6,7 @@
 pub mod golf;
 pub mod noaa;
 pub mod ntfy;
+mod server;
 
 pub use golf::{FakeCpsGolf, FakeReservation, FakeSlot, FakeUser, GolfFault, GolfStep, PricingCall, TokenKind};
 pub use noaa::FakeNoaa;

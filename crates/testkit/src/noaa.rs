@@ -17,6 +17,7 @@
 //! requests per endpoint (to prove the points cache), read the User-Agents received, and
 //! inject failures.
 
+use crate::server::LoopbackServer;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,8 +27,6 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveTime, Offset, TimeZone, Timelike, Utc};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 /// The grid cell the fake reports for every point (Pittsburgh's office, as for the two
 /// built-in courses).
@@ -71,20 +70,13 @@ impl Shared {
 
 /// Handle of a running fake NOAA; the server stops when the handle is dropped.
 pub struct FakeNoaa {
-    addr: SocketAddr,
+    server: LoopbackServer,
     shared: Arc<Shared>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for FakeNoaa {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl std::fmt::Debug for FakeNoaa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeNoaa").field("addr", &self.addr).finish()
+        f.debug_struct("FakeNoaa").field("addr", &self.server.addr()).finish()
     }
 }
 
@@ -101,8 +93,7 @@ impl FakeNoaa {
     }
 
     pub async fn try_start() -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
+        let (listener, addr) = LoopbackServer::bind().await?;
         let offset = FixedOffset::west_opt(4 * 3600).unwrap_or_else(|| Utc.fix());
         let settings = Settings {
             first_date: Utc::now().with_timezone(&offset).date_naive(),
@@ -122,12 +113,8 @@ impl FakeNoaa {
             base: format!("http://{addr}"),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "fake NOAA server stopped");
-            }
-        });
-        Ok(Self { addr, shared, task })
+        let server = LoopbackServer::serve(listener, app, "NOAA");
+        Ok(Self { server, shared })
     }
 
     /// Base URL (what the weather client is configured with): `http://127.0.0.1:PORT`.
@@ -136,7 +123,7 @@ impl FakeNoaa {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// The calendar day the forecast starts on (default: today at UTC−4).

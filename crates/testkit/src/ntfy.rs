@@ -15,6 +15,7 @@
 //! token). Only successful publishes are recorded as received; every request counts as
 //! an attempt.
 
+use crate::server::LoopbackServer;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,9 +31,7 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 
 /// How long ntfy.sh keeps a message; used for the `expires` field.
 const CACHE_DURATION_SECS: u64 = 12 * 3600;
@@ -110,20 +109,13 @@ impl Shared {
 
 /// Handle of a running fake ntfy server; the server stops when the handle is dropped.
 pub struct FakeNtfy {
-    addr: SocketAddr,
+    server: LoopbackServer,
     shared: Arc<Shared>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for FakeNtfy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl std::fmt::Debug for FakeNtfy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeNtfy").field("addr", &self.addr).finish()
+        f.debug_struct("FakeNtfy").field("addr", &self.server.addr()).finish()
     }
 }
 
@@ -140,21 +132,16 @@ impl FakeNtfy {
     }
 
     pub async fn try_start() -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
+        let (listener, _) = LoopbackServer::bind().await?;
         let shared = Arc::new(Shared { inner: Mutex::new(Inner::default()), pushed: Notify::new() });
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "fake ntfy server stopped");
-            }
-        });
-        Ok(Self { addr, shared, task })
+        let server = LoopbackServer::serve(listener, app, "ntfy");
+        Ok(Self { server, shared })
     }
 
     /// Base URL, without a trailing slash: `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// `http://127.0.0.1:PORT/<topic>`, the form the ntfy client is configured with.
@@ -163,7 +150,7 @@ impl FakeNtfy {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Successful publishes, oldest first.
