@@ -5,7 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 peers="${PEERS_DIR:-$root/../shared/peers}"
-cargo build --release -p rez-cli --manifest-path "$root/Cargo.toml"
+cargo build --release -p rez-cli --bins --manifest-path "$root/Cargo.toml"
 key="bench-admin-key-0123456789abcdef"
 export PEERS_RESULTS="${PEERS_RESULTS:-/tmp/rez-peers-results}"
 exec "$peers/run.sh" rez \

@@ -6,9 +6,10 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 n="${1:-100000}"
 cd "$root"
-cargo build --release -p rez-cli --example bench_schedules
-bin="$root/target/release/rez"
-ex="$root/target/release/examples/bench_schedules"
+target="${CARGO_TARGET_DIR:-$root/target}"
+cargo build --release -p rez-cli --bins --example bench_schedules
+bin="$target/release/rez"
+ex="$target/release/examples/bench_schedules"
 dir="$(mktemp -d /tmp/rez-sched-bench.XXXXXX)"
 "$ex" populate "$dir" "$n"
 

@@ -4,4 +4,4 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 export REZ_DATA_DIR="$(mktemp -d /tmp/rez-bench.XXXXXX)"
-exec "$root/target/release/rez" serve
+exec "${CARGO_TARGET_DIR:-$root/target}/release/rez" serve

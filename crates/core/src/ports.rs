@@ -320,10 +320,10 @@ pub struct ScheduleFilter {
 /// creates and the schedule's new state commit together or not at all.
 #[derive(Debug, Clone)]
 pub struct Firing {
-    pub schedule_id: ScheduleId,
-    /// The schedule version this firing was planned from. If the schedule changed since
-    /// (another engine fired it, or it was updated), nothing is applied.
-    pub expected_version: u64,
+    /// The schedule as this firing was planned from. If the stored schedule's version is
+    /// no longer `schedule.version` (another engine fired it, or it was updated), nothing
+    /// is applied. Carrying it saves the store re-reading and re-parsing the schedule.
+    pub schedule: Box<Schedule>,
     /// The message to create (its idempotency key is `(schedule_id, scheduled_time)`).
     pub message: Option<Message>,
     /// Occurrences skipped without firing.

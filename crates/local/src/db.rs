@@ -228,7 +228,7 @@ fn run_group(
         }
     };
     for job in batch.drain(..) {
-        if let Err(e) = tx.execute_batch("SAVEPOINT job") {
+        if let Err(e) = tx.prepare_cached("SAVEPOINT job").and_then(|mut st| st.execute([])) {
             drop(job);
             tracing::error!(error = %e, "savepoint failed");
             continue;
@@ -238,7 +238,7 @@ fn run_group(
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut ctx)));
         match outcome {
             Ok((true, completion)) => {
-                let _ = tx.execute_batch("RELEASE job");
+                let _ = tx.prepare_cached("RELEASE job").and_then(|mut st| st.execute([]));
                 woken.extend(job_woken);
                 completions.push(completion);
             }

@@ -187,12 +187,21 @@ impl ScheduleStore for LocalStore {
         let f = firing.clone();
         self.db
             .write(move |ctx| {
-                let Some(mut s) = load(ctx.tx, f.schedule_id.as_str())? else {
-                    return Err(StoreError::NotFound(format!("schedule {}", f.schedule_id)));
-                };
-                if s.version != f.expected_version {
-                    return Ok(FireOutcome::Stale);
+                let expected = f.schedule.version;
+                let stored: Option<i64> = ctx
+                    .tx
+                    .prepare_cached("SELECT version FROM schedules WHERE id = ?1")
+                    .map_err(sql)?
+                    .query_row([f.schedule.id.as_str()], |r| r.get(0))
+                    .optional()
+                    .map_err(sql)?;
+                match stored {
+                    None => return Err(StoreError::NotFound(format!("schedule {}", f.schedule.id))),
+                    Some(v) if v as u64 != expected => return Ok(FireOutcome::Stale),
+                    Some(_) => {}
                 }
+                // Same version, same content: the planned copy is the stored schedule.
+                let mut s = *f.schedule;
                 let message = match f.message {
                     Some(m) => match submit_in_tx(ctx, m, f.at)? {
                         Submitted::Created(m) => {
@@ -210,7 +219,7 @@ impl ScheduleStore for LocalStore {
                 s.last_error = f.last_error.or(s.last_error);
                 s.version += 1;
                 s.updated_date = f.at;
-                write_row(ctx.tx, &s, Some(f.expected_version))?;
+                write_row(ctx.tx, &s, Some(expected))?;
                 Ok(FireOutcome::Applied { schedule: Box::new(s), message })
             })
             .await

@@ -373,8 +373,7 @@ fn schedule(name: &str, expr: &str) -> rez_core::schedules::Schedule {
 fn firing_of(s: &rez_core::schedules::Schedule, at: rez_core::time::Timestamp) -> Firing {
     let new = s.message_for(at).expect("target");
     Firing {
-        schedule_id: s.id.clone(),
-        expected_version: s.version,
+        schedule: Box::new(s.clone()),
         message: Some(Message::create(new, CreatedBy::Scheduler, SystemClock.now())),
         missed: 0,
         next_fire_at: s.next_after(at),
@@ -463,7 +462,7 @@ pub async fn a_firing_is_atomic_and_happens_once(s: Arc<dyn Store>) {
     // The same plan again (a restart, a second engine): stale, nothing new.
     assert!(matches!(s.fire(&firing).await.unwrap(), FireOutcome::Stale));
     // Even re-planned from the new version, the same occurrence maps to the same message.
-    let again = Firing { expected_version: 2, ..firing_of(&sc, at) };
+    let again = firing_of(&after, at);
     let FireOutcome::Applied { message: Some(m2), schedule: after2 } = s.fire(&again).await.unwrap() else {
         panic!("applies");
     };

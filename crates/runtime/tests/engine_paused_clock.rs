@@ -110,8 +110,8 @@ impl ScheduleStore for MemoryStore {
     }
     async fn fire(&self, f: &Firing) -> StoreResult<FireOutcome> {
         let mut g = self.inner.lock().unwrap();
-        let mut s = g.schedules.get(&f.schedule_id).cloned().ok_or_else(|| StoreError::NotFound("s".into()))?;
-        if s.version != f.expected_version {
+        let mut s = g.schedules.get(&f.schedule.id).cloned().ok_or_else(|| StoreError::NotFound("s".into()))?;
+        if s.version != f.schedule.version {
             return Ok(FireOutcome::Stale);
         }
         let mut out = None;

@@ -74,9 +74,17 @@ impl EngineConfig {
             owner: owner.into(),
             lease_ttl: Duration::from_secs(15),
             renew_every: Duration::from_secs(5),
-            batch: 256,
+            batch: 1024,
         }
     }
+}
+
+/// One planned firing and what it was planned from.
+struct Planned {
+    firing: Firing,
+    /// The occurrence fired, if any.
+    fire: Option<Timestamp>,
+    missed: u64,
 }
 
 pub struct Engine {
@@ -128,8 +136,17 @@ impl Engine {
             let now = self.clock.now();
             let due = self.store.due_schedules(now, self.config.batch).await?;
             let n = due.len();
-            for s in due {
-                retry_soon |= !self.fire_one(&s, now).await;
+            // Plan every due schedule, apply the firings concurrently (the store folds them
+            // into a few group commits instead of one fsync each), then settle each outcome.
+            let planned: Vec<Planned> = due.iter().map(|s| self.plan(s, now)).collect();
+            let store = self.store.clone();
+            let outcomes = futures::future::join_all(planned.iter().map(|p| {
+                let store = store.clone();
+                async move { store.fire(&p.firing).await }
+            }))
+            .await;
+            for ((s, p), outcome) in due.iter().zip(planned).zip(outcomes) {
+                retry_soon |= !self.settle(s, p, outcome).await;
             }
             if n < self.config.batch {
                 break;
@@ -145,8 +162,8 @@ impl Engine {
         Ok(until_next.min(self.config.renew_every))
     }
 
-    /// Fire (or catch up) one due schedule. Returns false if it must be retried.
-    async fn fire_one(&mut self, s: &Schedule, now: Timestamp) -> bool {
+    /// What to apply for one due schedule.
+    fn plan(&self, s: &Schedule, now: Timestamp) -> Planned {
         let plan = plan_firing(s, now);
         let status = match plan.next_fire_at {
             Some(_) => s.status,
@@ -154,8 +171,7 @@ impl Engine {
             None => ScheduleStatus::Completed,
         };
         let mut firing = Firing {
-            schedule_id: s.id.clone(),
-            expected_version: s.version,
+            schedule: Box::new(s.clone()),
             message: None,
             missed: plan.missed,
             next_fire_at: plan.next_fire_at,
@@ -163,7 +179,6 @@ impl Engine {
             last_error: None,
             at: now,
         };
-        let key = plan.fire.map(|t| (s.id.clone(), t));
         if let Some(t) = plan.fire {
             match s.message_for(t) {
                 Ok(new) => firing.message = Some(Message::create(new, CreatedBy::Scheduler, now)),
@@ -177,19 +192,26 @@ impl Engine {
                 }
             }
         }
-        match self.store.fire(&firing).await {
+        Planned { firing, fire: plan.fire, missed: plan.missed }
+    }
+
+    /// Record the outcome of one firing. Returns false if it must be retried.
+    async fn settle(&mut self, s: &Schedule, p: Planned, outcome: StoreResult<FireOutcome>) -> bool {
+        let key = p.fire.map(|t| (s.id.clone(), t));
+        match outcome {
             Ok(FireOutcome::Applied { message, .. }) => {
                 if let Some(k) = &key {
                     self.attempts.remove(k);
                 }
-                if plan.missed > 0 {
-                    self.metrics.schedule_missed(plan.missed);
-                    tracing::warn!(schedule_id = %s.id, missed = plan.missed, "occurrences missed during downtime");
+                if p.missed > 0 {
+                    self.metrics.schedule_missed(p.missed);
+                    tracing::warn!(schedule_id = %s.id, missed = p.missed, "occurrences missed during downtime");
                 }
-                if let (Some(m), Some(t)) = (message, plan.fire) {
-                    let due = s.next_fire_at.map(|n| due_at(&s.id, n, s.flexible_time_window_minutes)).unwrap_or(t);
-                    let due = if plan.missed > 0 { t } else { due };
-                    let lateness = (now - due).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                if let (Some(m), Some(t)) = (message, p.fire) {
+                    // Lateness: from the instant the firing was due (its scheduled time plus
+                    // any flexible-window offset) to now, when its message is queued.
+                    let due = if p.missed > 0 { t } else { due_at(&s.id, t, s.flexible_time_window_minutes) };
+                    let lateness = (self.clock.now() - due).num_microseconds().unwrap_or(0) as f64 / 1e6;
                     self.metrics.schedule_fired(lateness.max(0.0));
                     tracing::info!(schedule_id = %s.id, message_id = %m.id, scheduled_time = %rez_core::time::rfc3339(&t), lateness_ms = lateness * 1000.0, "schedule fired");
                 }
@@ -204,26 +226,26 @@ impl Engine {
                 let n = self.attempts.entry(k.clone()).or_insert(0);
                 *n += 1;
                 tracing::warn!(schedule_id = %s.id, attempt = *n, error = %e, "firing failed; will retry");
-                if *n > s.retry_policy.maximum_retry_attempts {
-                    self.attempts.remove(&k);
-                    self.metrics.schedule_failed();
-                    let give_up = Firing {
-                        message: None,
-                        missed: firing.missed + 1,
-                        last_error: Some(format!(
-                            "firing at {} failed after {} attempts: {e}",
-                            rez_core::time::rfc3339(&k.1),
-                            s.retry_policy.maximum_retry_attempts + 1
-                        )),
-                        ..firing
-                    };
-                    if let Err(e2) = self.store.fire(&give_up).await {
-                        tracing::error!(schedule_id = %s.id, error = %e2, "could not record the failed firing");
-                        return false;
-                    }
-                    return true;
+                if *n <= s.retry_policy.maximum_retry_attempts {
+                    return false;
                 }
-                false
+                self.attempts.remove(&k);
+                self.metrics.schedule_failed();
+                let give_up = Firing {
+                    message: None,
+                    missed: p.firing.missed + 1,
+                    last_error: Some(format!(
+                        "firing at {} failed after {} attempts: {e}",
+                        rez_core::time::rfc3339(&k.1),
+                        s.retry_policy.maximum_retry_attempts + 1
+                    )),
+                    ..p.firing
+                };
+                if let Err(e2) = self.store.fire(&give_up).await {
+                    tracing::error!(schedule_id = %s.id, error = %e2, "could not record the failed firing");
+                    return false;
+                }
+                true
             }
         }
     }

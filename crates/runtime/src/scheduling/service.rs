@@ -238,8 +238,7 @@ impl Schedules {
             let now = self.clock.now();
             let new = s.message_for(now)?;
             let firing = Firing {
-                schedule_id: s.id.clone(),
-                expected_version: s.version,
+                schedule: Box::new(s.clone()),
                 message: Some(Message::create(new, CreatedBy::Scheduler, now)),
                 missed: 0,
                 next_fire_at: s.next_fire_at,
