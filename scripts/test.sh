@@ -5,11 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR=never
-# The tests build in debug (fast to compile); dependencies are optimised (Cargo.toml).
+
+# The official MCP conformance suite against /mcp (installs Node 22 and the suite under
+# .tools/ on first use; needs the npm registry).
+scripts/conformance.sh
+
+# Every Rust test (unit, property, port suite, black-box, crash). Debug builds compile
+# fast; dependencies are optimised (Cargo.toml). There are no doctests.
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
-  # nextest does not run doctests.
-  cargo test --workspace --doc
 else
   cargo test --workspace --no-fail-fast
 fi

@@ -41,6 +41,16 @@ struct FileConfig {
     weather: WeatherFile,
     /// A YAML file adding or overriding golf courses.
     courses_file: Option<PathBuf>,
+    #[serde(default)]
+    mcp: McpFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct McpFile {
+    /// `keys` (default) or `none` (loopback only).
+    auth: Option<String>,
+    allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +123,10 @@ pub struct Config {
     /// NOAA requires a User-Agent with a contact.
     pub noaa_user_agent: String,
     pub courses_file: Option<PathBuf>,
+    /// `REZ_MCP_AUTH=none`: `/mcp` without keys (conformance runs; refused unless bound to loopback).
+    pub mcp_auth_none: bool,
+    /// Host names the MCP endpoint answers to (`Host`/`Origin`); `None`: loopback names plus the bind address.
+    pub mcp_allowed_hosts: Option<Vec<String>>,
     /// Where the configuration came from, for `rez config check`.
     pub sources: Vec<String>,
 }
@@ -131,6 +145,8 @@ impl std::fmt::Debug for Config {
             .field("allow_loopback_for_tests", &self.allow_loopback_for_tests)
             .field("noaa_url", &self.noaa_url.as_str())
             .field("courses_file", &self.courses_file)
+            .field("mcp_auth_none", &self.mcp_auth_none)
+            .field("mcp_allowed_hosts", &self.mcp_allowed_hosts)
             .finish()
     }
 }
@@ -252,6 +268,22 @@ impl Config {
             .unwrap_or_else(|| DEFAULT_NOAA_USER_AGENT.into());
         let courses_file = pick("REZ_COURSES_FILE", fc.courses_file.map(|p| p.to_string_lossy().into_owned()))
             .map(|(v, _)| PathBuf::from(v));
+        let mcp_auth_none = match pick("REZ_MCP_AUTH", fc.mcp.auth) {
+            None => false,
+            Some((v, _)) if v == "none" => true,
+            Some((v, _)) if v == "keys" => false,
+            Some((v, _)) => return Err(parse_env("REZ_MCP_AUTH", v, "expected keys (the default) or none")),
+        };
+        let mcp_allowed_hosts = match env("REZ_MCP_ALLOWED_HOSTS").filter(|v| !v.trim().is_empty()) {
+            Some(v) => Some(parse_hosts(&v).map_err(|reason| parse_env("REZ_MCP_ALLOWED_HOSTS", v.clone(), &reason))?),
+            None => match fc.mcp.allowed_hosts {
+                Some(list) => Some(
+                    parse_hosts(&list.join(","))
+                        .map_err(|reason| ConfigError::Invalid(format!("mcp.allowed_hosts: {reason}")))?,
+                ),
+                None => None,
+            },
+        };
         sources.push("environment".into());
         Ok(Self {
             data_dir,
@@ -268,6 +300,8 @@ impl Config {
             noaa_url,
             noaa_user_agent,
             courses_file,
+            mcp_auth_none,
+            mcp_allowed_hosts,
             sources,
         })
     }
@@ -275,6 +309,18 @@ impl Config {
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("rez.db")
     }
+}
+
+/// A comma-separated list of host names or `host:port` (no schemes or paths).
+fn parse_hosts(raw: &str) -> Result<Vec<String>, String> {
+    let hosts: Vec<String> = raw.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned).collect();
+    if hosts.is_empty() {
+        return Err("give at least one host name".into());
+    }
+    if let Some(bad) = hosts.iter().find(|h| h.contains("://") || h.contains('/') || h.contains(char::is_whitespace)) {
+        return Err(format!("`{bad}` is not a host name; give names like rez.example.com or 192.168.1.5:8080"));
+    }
+    Ok(hosts)
 }
 
 #[cfg(test)]
@@ -306,5 +352,19 @@ mod tests {
         assert!(load(&[("REZ_API_KEY", "short")]).is_err());
         let c = load(&[("REZ_NTFY_URL", "https://ntfy.sh/topic"), ("REZ_NTFY_TOKEN", "tk_secret")]).unwrap();
         assert!(!format!("{c:?}").contains("tk_secret"), "secrets are redacted from Debug");
+    }
+
+    #[test]
+    fn mcp_settings() {
+        let c = load(&[]).unwrap();
+        assert!(!c.mcp_auth_none && c.mcp_allowed_hosts.is_none());
+        let c = load(&[("REZ_MCP_AUTH", "none"), ("REZ_MCP_ALLOWED_HOSTS", "rez.example.com, 10.0.0.2:8080")]).unwrap();
+        assert!(c.mcp_auth_none);
+        assert_eq!(c.mcp_allowed_hosts.unwrap(), ["rez.example.com", "10.0.0.2:8080"]);
+        assert!(matches!(load(&[("REZ_MCP_AUTH", "off")]), Err(ConfigError::Env { name: "REZ_MCP_AUTH", .. })));
+        assert!(matches!(
+            load(&[("REZ_MCP_ALLOWED_HOSTS", "https://rez.example.com")]),
+            Err(ConfigError::Env { name: "REZ_MCP_ALLOWED_HOSTS", .. })
+        ));
     }
 }

@@ -22,8 +22,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the platform: API, workers and scheduler in one process.
+    /// Run the platform: API, MCP endpoint, workers and scheduler in one process.
     Serve,
+    /// Serve MCP on stdin/stdout for a local client (Claude Desktop), on the same data directory.
+    Mcp,
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -278,7 +280,7 @@ fn main() -> std::process::ExitCode {
 fn start(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     // The server logs its life at info; one-shot commands only warnings.
-    init_tracing(config.log_json, if matches!(cli.command, Command::Serve) { "info" } else { "warn" });
+    init_tracing(config.log_json, if matches!(cli.command, Command::Serve | Command::Mcp) { "info" } else { "warn" });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(16)
@@ -291,6 +293,7 @@ fn start(cli: Cli) -> anyhow::Result<()> {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve_forever(config).await,
+        Command::Mcp => mcp_stdio(config).await,
         Command::Config { command: ConfigCommand::Check } => check(&config),
         Command::Courses { command: CoursesCommand::List { json } } => {
             let courses = rez_cli::wiring::courses(&config)?;
@@ -403,7 +406,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     println!("wrote {}", dest.display());
                     Ok(())
                 }
-                Command::Serve | Command::Config { .. } | Command::Courses { .. } => unreachable!("handled above"),
+                Command::Serve | Command::Mcp | Command::Config { .. } | Command::Courses { .. } => {
+                    unreachable!("handled above")
+                }
             }
         }
     }
@@ -430,6 +435,17 @@ async fn serve_forever(config: Config) -> anyhow::Result<()> {
         token.cancel();
     });
     server.wait().await
+}
+
+/// `rez mcp`: the MCP server on stdio over the data directory, like the other admin
+/// commands. Work it queues (notifications, web actions, schedule changes) is done by the
+/// `rez serve` running on the same data directory. stdout carries only the protocol.
+async fn mcp_stdio(config: Config) -> anyhow::Result<()> {
+    let store = rez_cli::wiring::open_store(&config)?;
+    let services = rez_cli::wiring::services(&config, &store, Default::default())?;
+    let registry = rez_cli::wiring::tools(&config, services)?;
+    rez_mcp::serve_stdio(registry).await?;
+    Ok(())
 }
 
 fn check(config: &Config) -> anyhow::Result<()> {

@@ -1,5 +1,5 @@
-//! `rez serve`: one process with the API, the worker pools and the local maintenance
-//! tasks (lease heartbeat, retention) over the SQLite store.
+//! `rez serve`: one process with the API, the MCP endpoint (`/mcp`), the worker pools and
+//! the local maintenance tasks (lease heartbeat, retention) over the SQLite store.
 //!
 //! Shutdown (SIGTERM/SIGINT or [`Server::shutdown`]): stop accepting connections and
 //! taking work, let in-flight handlers finish up to the grace period, then resign the
@@ -39,6 +39,16 @@ impl Server {
     /// Open the store, start the workers and serve the API on `listener`.
     pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         let addr = listener.local_addr().context("listener address")?;
+        let mcp_auth = if config.mcp_auth_none {
+            anyhow::ensure!(
+                addr.ip().is_loopback(),
+                "REZ_MCP_AUTH=none is only allowed on a loopback address, and rez is bound to {addr}"
+            );
+            tracing::warn!("REZ_MCP_AUTH=none: the MCP endpoint accepts requests without a key (loopback only)");
+            rez_mcp::Auth::None
+        } else {
+            rez_mcp::Auth::Keys
+        };
         let store = wiring::open_store(&config)?;
         let engine = LocalEngine::new();
         let services = wiring::services(&config, &store, engine.clone())?;
@@ -101,7 +111,12 @@ impl Server {
 
         let maintenance = tokio::spawn(maintain(store.clone(), shutdown.clone()));
 
-        let app = rez_runtime::api::router(services.clone());
+        let mcp_hosts = config.mcp_allowed_hosts.clone().unwrap_or_else(|| rez_mcp::default_allowed_hosts(addr));
+        let mcp = rez_mcp::router(
+            wiring::tools(&config, services.clone())?,
+            rez_mcp::HttpConfig::new(mcp_auth, mcp_hosts, shutdown.clone()),
+        );
+        let app = rez_runtime::api::router(services.clone()).merge(mcp);
         let token = shutdown.clone();
         let store_for_exit = store.clone();
         let done = tokio::spawn(async move {

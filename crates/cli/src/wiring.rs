@@ -16,6 +16,7 @@ use rez_local::{LocalStore, QueueConfig};
 use rez_runtime::Services;
 use rez_runtime::scheduling::engine::LocalEngine;
 use rez_runtime::services::Ports;
+use rez_runtime::tools::{CourseInfo, ToolOptions, ToolRegistry};
 
 use crate::config::Config;
 
@@ -39,6 +40,28 @@ pub fn open_store(config: &Config) -> anyhow::Result<LocalStore> {
 pub fn courses(config: &Config) -> anyhow::Result<Courses> {
     Courses::load_with_overrides_opts(config.courses_file.as_deref(), config.allow_loopback_for_tests)
         .context("loading golf courses")
+}
+
+/// The courses as the tools and MCP clients see them.
+pub fn course_infos(config: &Config) -> anyhow::Result<Vec<CourseInfo>> {
+    Ok(courses(config)?
+        .list()
+        .iter()
+        .map(|c| CourseInfo {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            address: c.address.clone(),
+            description: c.description.clone(),
+            latitude: c.latitude,
+            longitude: c.longitude,
+            time_zone: c.time_zone.clone(),
+        })
+        .collect())
+}
+
+/// The tool registry (MCP server, later the agent) over `services`.
+pub fn tools(config: &Config, services: Services) -> anyhow::Result<ToolRegistry> {
+    Ok(ToolRegistry::new(services, course_infos(config)?, ToolOptions::default()))
 }
 
 fn policy(hosts: &[String], config: &Config) -> anyhow::Result<OutboundPolicy> {
