@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rez_core::ports::Queues;
 use rez_core::routing::QueueName;
 use rez_local::LocalStore;
 use rez_runtime::Services;
 use rez_runtime::scheduling::consumer::ScheduleConsumer;
 use rez_runtime::scheduling::engine::{Engine, EngineConfig, LocalEngine};
+use rez_runtime::workers::Handler;
 use rez_runtime::workers::notify::NotificationProcessor;
 use rez_runtime::workers::pool::{self, PoolConfig};
 use rez_runtime::workers::web_action::WebActionWorker;
@@ -56,51 +56,29 @@ impl Server {
         store.heartbeat().await.context("registering the process lease")?;
 
         let shutdown = CancellationToken::new();
-        let mut workers = Vec::new();
-        let processor = Arc::new(NotificationProcessor::new(
-            services.inbox.clone(),
-            services.notifier.clone(),
-            services.metrics.clone(),
-        ));
-        let mut pc = PoolConfig::new(QueueName::Notifications, config.notify_concurrency);
-        pc.visibility = config.visibility;
-        let queues: Arc<dyn Queues> = services.queues.clone();
-        workers.push(tokio::spawn(pool::run(
-            queues,
-            processor,
-            services.metrics.clone(),
-            pc,
-            shutdown.clone(),
-            config.drain,
-        )));
-
-        let web_worker = Arc::new(WebActionWorker::new(
-            wiring::web_actions(&config, &store)?,
-            services.results.clone(),
-            services.clone(),
-        ));
-        let mut wc = PoolConfig::new(QueueName::WebActions, 8);
-        wc.visibility = config.visibility;
-        workers.push(tokio::spawn(pool::run(
-            services.queues.clone(),
-            web_worker,
-            services.metrics.clone(),
-            wc,
-            shutdown.clone(),
-            config.drain,
-        )));
-
-        let consumer = Arc::new(ScheduleConsumer::new(services.schedules.clone()));
-        let mut sc = PoolConfig::new(QueueName::ScheduleCreation, 4);
-        sc.visibility = config.visibility;
-        workers.push(tokio::spawn(pool::run(
-            services.queues.clone(),
-            consumer,
-            services.metrics.clone(),
-            sc,
-            shutdown.clone(),
-            config.drain,
-        )));
+        // One worker pool per queue; each drains on shutdown within the grace period.
+        let spawn_pool = |queue: QueueName, concurrency: usize, handler: Arc<dyn Handler>| {
+            let mut pc = PoolConfig::new(queue, concurrency);
+            pc.visibility = config.visibility;
+            tokio::spawn(pool::run(
+                services.queues.clone(),
+                handler,
+                services.metrics.clone(),
+                pc,
+                shutdown.clone(),
+                config.drain,
+            ))
+        };
+        let notifications =
+            NotificationProcessor::new(services.inbox.clone(), services.notifier.clone(), services.metrics.clone());
+        let web_actions =
+            WebActionWorker::new(wiring::web_actions(&config, &store)?, services.results.clone(), services.clone());
+        let schedule_messages = ScheduleConsumer::new(services.schedules.clone());
+        let mut workers = vec![
+            spawn_pool(QueueName::Notifications, config.notify_concurrency, Arc::new(notifications)),
+            spawn_pool(QueueName::WebActions, 8, Arc::new(web_actions)),
+            spawn_pool(QueueName::ScheduleCreation, 4, Arc::new(schedule_messages)),
+        ];
         let scheduler = Engine::new(
             services.schedules.store().clone(),
             services.clock.clone(),
