@@ -164,13 +164,7 @@ impl Guard {
             return Ok(());
         }
         let metadata = metadata_url(req.headers());
-        let token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|t| !t.is_empty());
+        let token = rez_runtime::keys::bearer_token(req.headers());
         let Some(token) = token else {
             return Err(Box::new(challenge(
                 StatusCode::UNAUTHORIZED,

@@ -2,7 +2,7 @@
 //! `read`, anything that changes state needs `write`.
 
 use axum::extract::{Request, State};
-use axum::http::{Method, header};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rez_core::auth::Scope;
@@ -12,13 +12,7 @@ use crate::Services;
 use crate::keys::AuthError;
 
 pub async fn require_key(State(services): State<Services>, mut req: Request, next: Next) -> Response {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
+    let token = crate::keys::bearer_token(req.headers());
     let Some(token) = token else {
         return ApiError::unauthorized("an API key is required: `Authorization: Bearer <key>`").into_response();
     };
