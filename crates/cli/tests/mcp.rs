@@ -12,10 +12,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use common::TestServer;
 use rez_core::auth::Scope;
-use rez_core::ports::{SecretStore, SecretValue};
-use rez_testkit::golf::{FAKE_PASSWORD, FAKE_USERNAME, FakeCpsGolf, FakeSlot};
-use rez_testkit::noaa::FakeNoaa;
-use rez_testkit::ntfy::FakeNtfy;
+use rez_testkit::golf::FakeSlot;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, GetPromptRequestParams, Implementation,
     ProtocolVersion, ReadResourceRequestParams, ResourceContents,
@@ -27,40 +24,6 @@ use rmcp::{ClientLifecycleMode, ClientServiceExt, ServiceExt};
 use serde_json::{Map, Value, json};
 
 type Client = RunningService<RoleClient, ClientConfig>;
-
-struct Rig {
-    t: TestServer,
-    golf: FakeCpsGolf,
-    _noaa: FakeNoaa,
-}
-
-fn courses_yaml(golf: &FakeCpsGolf) -> String {
-    format!(
-        "courses:\n  - id: birdsfoot\n    course_id: 1\n    name: Birdsfoot Golf Course\n    address: 225 Furnace Run Rd, Freeport, PA 16229\n    latitude: 40.7196\n    longitude: -79.6526\n    time_zone: America/New_York\n    origin: {}\n    client_id: onlineresweb\n    website_id: 94fa26b7-2e63-4cbc-99e5-08d7d7f41522\n    scope: openid profile onlinereservation\n",
-        golf.url()
-    )
-}
-
-/// `rez serve` with the fakes, a course pointing at the fake cps.golf and its credentials.
-async fn rig() -> Rig {
-    let ntfy = FakeNtfy::start().await;
-    let noaa = FakeNoaa::start().await;
-    let golf = FakeCpsGolf::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let courses = dir.path().join("courses.yaml");
-    std::fs::write(&courses, courses_yaml(&golf)).unwrap();
-    let mut config = common::config(dir.path().to_path_buf(), Some(&ntfy));
-    config.noaa_url = url::Url::parse(&noaa.url()).unwrap();
-    config.noaa_user_agent = "rez_agent tests (tests@example.com)".into();
-    config.courses_file = Some(courses);
-    let store = rez_cli::wiring::open_store(&config).unwrap();
-    let creds = json!({"username": FAKE_USERNAME, "password": FAKE_PASSWORD}).to_string();
-    store.put_secret("golf/birdsfoot", &SecretValue::new(creds)).await.unwrap();
-    let server = TestServer::boot(config).await;
-    let base = format!("http://{}", server.addr);
-    let t = TestServer { server: Some(server), base, http: reqwest::Client::new(), ntfy, dir };
-    Rig { t, golf, _noaa: noaa }
-}
 
 async fn key(t: &TestServer, scope: Scope) -> String {
     let s = t.server.as_ref().expect("running").services.clone();
@@ -104,7 +67,7 @@ fn slot(id: i64, d: NaiveDate, h: u32, m: u32) -> FakeSlot {
 
 #[tokio::test]
 async fn a_real_client_uses_every_kind_of_tool() {
-    let mut r = rig().await;
+    let mut r = common::world().await;
     let k = key(&r.t, Scope::Mcp).await;
     let client = connect(&r.t, &k).await;
     let info = client.peer_info().expect("server info");

@@ -9,47 +9,10 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use common::TestServer;
-use rez_core::ports::{SecretStore, SecretValue};
-use rez_testkit::golf::{FAKE_PASSWORD, FAKE_USERNAME, FakeCpsGolf, FakeSlot, GolfFault, GolfStep};
-use rez_testkit::noaa::FakeNoaa;
-use rez_testkit::ntfy::FakeNtfy;
+use rez_testkit::golf::{FakeSlot, GolfFault, GolfStep};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-struct Rig {
-    t: TestServer,
-    golf: FakeCpsGolf,
-    _noaa: FakeNoaa,
-}
-
-async fn rig() -> Rig {
-    let ntfy = FakeNtfy::start().await;
-    let noaa = FakeNoaa::start().await;
-    let golf = FakeCpsGolf::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let courses = dir.path().join("courses.yaml");
-    std::fs::write(
-        &courses,
-        format!(
-            "courses:\n  - id: birdsfoot\n    course_id: 1\n    name: Birdsfoot Golf Course\n    address: 225 Furnace Run Rd, Freeport, PA 16229\n    latitude: 40.7196\n    longitude: -79.6526\n    time_zone: America/New_York\n    origin: {}\n    client_id: onlineresweb\n    website_id: 94fa26b7-2e63-4cbc-99e5-08d7d7f41522\n    scope: openid profile onlinereservation\n",
-            golf.url()
-        ),
-    )
-    .unwrap();
-    let mut config = common::config(dir.path().to_path_buf(), Some(&ntfy));
-    config.noaa_url = url::Url::parse(&noaa.url()).unwrap();
-    config.noaa_user_agent = "rez_agent tests (tests@example.com)".into();
-    config.courses_file = Some(courses);
-    // The user's credentials for the course, in the encrypted secret store.
-    let store = rez_cli::wiring::open_store(&config).unwrap();
-    let creds = json!({"username": FAKE_USERNAME, "password": FAKE_PASSWORD}).to_string();
-    store.put_secret("golf/birdsfoot", &SecretValue::new(creds)).await.unwrap();
-    let server = TestServer::boot(config).await;
-    let base = format!("http://{}", server.addr);
-    let t = TestServer { server: Some(server), base, http: reqwest::Client::new(), ntfy, dir };
-    Rig { t, golf, _noaa: noaa }
-}
 
 async fn run(t: &TestServer, payload: Value, arguments: Value) -> (String, Value) {
     let (s, m) = t
@@ -67,7 +30,7 @@ fn slot(id: i64, d: NaiveDate, h: u32, m: u32) -> FakeSlot {
 
 #[tokio::test]
 async fn weather_for_a_course_is_stored_and_notified() {
-    let mut r = rig().await;
+    let mut r = common::world().await;
     let (id, m) = run(&r.t, json!({"action": "weather", "course": "Birdsfoot"}), json!({})).await;
     assert_eq!(m["status"], "completed", "{m}");
     let (_, results) = r.t.get_json(&format!("/api/results?message_id={id}")).await;
@@ -94,7 +57,7 @@ async fn weather_for_a_course_is_stored_and_notified() {
 
 #[tokio::test]
 async fn golf_search_and_four_player_booking() {
-    let mut r = rig().await;
+    let mut r = common::world().await;
     let day = NaiveDate::from_ymd_opt(2026, 12, 5).unwrap();
     r.golf.add_slot(slot(501, day, 7, 30));
     r.golf.add_slot(slot(502, day, 8, 40));
@@ -132,7 +95,7 @@ async fn golf_search_and_four_player_booking() {
 
 #[tokio::test]
 async fn a_lost_reserve_answer_books_exactly_once() {
-    let mut r = rig().await;
+    let mut r = common::world().await;
     let day = NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
     r.golf.add_slot(slot(601, day, 9, 0));
     r.golf.add_slot(slot(602, day, 8, 10));
@@ -169,7 +132,7 @@ async fn a_lost_reserve_answer_books_exactly_once() {
 
 #[tokio::test]
 async fn missing_credentials_fail_clearly_without_retries() {
-    let mut r = rig().await;
+    let mut r = common::world().await;
     let (_, m) =
         run(&r.t, json!({"action": "golf", "course": "totteridge"}), json!({"operation": "fetch_reservations"})).await;
     assert_eq!(m["status"], "dead_lettered", "{m}");

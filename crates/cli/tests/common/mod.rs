@@ -91,3 +91,40 @@ impl TestServer {
         }
     }
 }
+
+/// `rez serve` with every fake: ntfy, NOAA, and a cps.golf course (`birdsfoot`, pointed at
+/// the fake through a user courses file) whose credentials are in the secret store.
+pub struct WorldRig {
+    pub t: TestServer,
+    pub golf: rez_testkit::golf::FakeCpsGolf,
+    pub _noaa: rez_testkit::noaa::FakeNoaa,
+}
+
+pub async fn world() -> WorldRig {
+    use rez_core::ports::{SecretStore, SecretValue};
+    use rez_testkit::golf::{FAKE_PASSWORD, FAKE_USERNAME, FakeCpsGolf};
+    let ntfy = FakeNtfy::start().await;
+    let noaa = rez_testkit::noaa::FakeNoaa::start().await;
+    let golf = FakeCpsGolf::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let courses = dir.path().join("courses.yaml");
+    std::fs::write(
+        &courses,
+        format!(
+            "courses:\n  - id: birdsfoot\n    course_id: 1\n    name: Birdsfoot Golf Course\n    address: 225 Furnace Run Rd, Freeport, PA 16229\n    latitude: 40.7196\n    longitude: -79.6526\n    time_zone: America/New_York\n    origin: {}\n    client_id: onlineresweb\n    website_id: 94fa26b7-2e63-4cbc-99e5-08d7d7f41522\n    scope: openid profile onlinereservation\n",
+            golf.url()
+        ),
+    )
+    .expect("courses file");
+    let mut config = config(dir.path().to_path_buf(), Some(&ntfy));
+    config.noaa_url = url::Url::parse(&noaa.url()).expect("noaa url");
+    config.noaa_user_agent = "rez_agent tests (tests@example.com)".into();
+    config.courses_file = Some(courses);
+    let store = rez_cli::wiring::open_store(&config).expect("store");
+    let creds = serde_json::json!({"username": FAKE_USERNAME, "password": FAKE_PASSWORD}).to_string();
+    store.put_secret("golf/birdsfoot", &SecretValue::new(creds)).await.expect("credentials");
+    let server = TestServer::boot(config).await;
+    let base = format!("http://{}", server.addr);
+    let t = TestServer { server: Some(server), base, http: reqwest::Client::new(), ntfy, dir };
+    WorldRig { t, golf, _noaa: noaa }
+}
