@@ -1,0 +1,44 @@
+//! The SDK clients, built once from one `SdkConfig` and shared (cheap to clone). In a
+//! Lambda they are built at init and reused across invocations.
+//!
+//! The SDK honours `AWS_ENDPOINT_URL`, `AWS_REGION` and the credential variables, so the
+//! same code talks to AWS or to moto on a laptop.
+
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub scheduler: aws_sdk_scheduler::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+impl Clients {
+    /// Clients from the environment (region, credentials, `AWS_ENDPOINT_URL`).
+    pub async fn from_env() -> Self {
+        let config = aws_config::load_from_env().await;
+        Self::from_config(&config)
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            scheduler: aws_sdk_scheduler::Client::new(config),
+            secrets: aws_sdk_secretsmanager::Client::new(config),
+        }
+    }
+
+    /// Clients for an emulator at `endpoint` with fixed test credentials.
+    pub async fn for_endpoint(endpoint: &str, region: &str) -> Self {
+        let creds = aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "rez-static");
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new(region.to_owned()))
+            .credentials_provider(creds)
+            .load()
+            .await;
+        Self::from_config(&config)
+    }
+}

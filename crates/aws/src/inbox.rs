@@ -1,0 +1,1 @@
+//! TODO(inbox): being written.

@@ -1,0 +1,1 @@
+//! TODO(ledger): being written.

@@ -1,0 +1,1 @@
+//! TODO(provision): being written.

@@ -1,0 +1,1 @@
+//! TODO(queues): being written.

@@ -1,0 +1,1 @@
+//! TODO(sqs_event): being written.
