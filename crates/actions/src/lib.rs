@@ -2,6 +2,7 @@
 //! and cps.golf. Each one goes through `rez-http`, so the SSRF policy of SPEC §6.1 applies
 //! to every call.
 
+pub mod assembly;
 pub mod golf;
 pub mod handlers;
 pub mod ntfy;

@@ -4,13 +4,10 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use rez_actions::golf::{Booker, Courses, GolfClient, GolfConfig};
-use rez_actions::handlers::{GolfAction, WeatherAction};
-use rez_actions::ntfy::{NtfyClient, NtfyConfig as ClientConfig};
-use rez_actions::weather::{WeatherClient, WeatherConfig};
+use rez_actions::assembly::{self, ActionSettings, NtfyAuth};
+use rez_actions::golf::Courses;
 use rez_core::clock::{Clock, SystemClock};
 use rez_core::ports::{Notifier, SecretStore, WebActionHandler};
-use rez_http::{HttpClient, OutboundPolicy};
 use rez_local::MasterKey;
 use rez_local::{LocalStore, QueueConfig};
 use rez_runtime::Services;
@@ -64,56 +61,29 @@ pub fn tools(config: &Config, services: Services) -> anyhow::Result<ToolRegistry
     Ok(ToolRegistry::new(services, course_infos(config)?, ToolOptions::default()))
 }
 
-fn policy(hosts: &[String], config: &Config) -> anyhow::Result<OutboundPolicy> {
-    let mut policy = OutboundPolicy::allowing(hosts).context("outbound host allowlist")?;
-    policy.allow_loopback_for_tests = config.allow_loopback_for_tests;
-    Ok(policy)
-}
-
-/// The web-action handlers: NOAA weather and cps.golf. Each gets an outbound policy that
-/// allows only its own hosts.
+/// The web-action handlers: NOAA weather and cps.golf, each allowed only its own hosts.
 pub fn web_actions(config: &Config, store: &LocalStore) -> anyhow::Result<Vec<Arc<dyn WebActionHandler>>> {
-    let courses = Arc::new(courses(config)?);
-    let noaa_host = config.noaa_url.host_str().context("REZ_NOAA_URL has no host")?.to_owned();
-    let weather_http = HttpClient::new(policy(&[noaa_host], config)?).context("weather HTTP client")?;
-    let weather = WeatherClient::new(
-        WeatherConfig::new(config.noaa_user_agent.clone())
-            .with_base_url(config.noaa_url.as_str().trim_end_matches('/')),
-        weather_http,
-    )
-    .context("configuring NOAA weather")?;
-    let mut golf_hosts = vec!["*.cps.golf".to_owned()];
-    for c in courses.list() {
-        if let Some(h) = url::Url::parse(&c.origin).ok().and_then(|u| u.host_str().map(str::to_owned))
-            && !h.ends_with(".cps.golf")
-        {
-            golf_hosts.push(h);
-        }
-    }
-    let golf_http = HttpClient::new(policy(&golf_hosts, config)?).context("golf HTTP client")?;
-    let booker = Booker::new(GolfClient::new(golf_http, GolfConfig::default()), Arc::new(store.clone()));
+    let settings = ActionSettings {
+        noaa_url: config.noaa_url.clone(),
+        noaa_user_agent: config.noaa_user_agent.clone(),
+        allow_loopback_for_tests: config.allow_loopback_for_tests,
+    };
     let secrets: Arc<dyn SecretStore> = Arc::new(store.clone());
-    Ok(vec![
-        Arc::new(WeatherAction::new(weather, courses.clone())),
-        Arc::new(GolfAction::new(booker, courses, secrets)),
-    ])
+    Ok(assembly::web_action_handlers(&settings, Arc::new(courses(config)?), Arc::new(store.clone()), secrets)?)
 }
 
 /// The ntfy client, if a topic URL is configured. Its outbound policy allows only the
 /// configured ntfy host.
 pub fn notifier(config: &Config) -> anyhow::Result<Option<Arc<dyn Notifier>>> {
     let Some(ntfy) = &config.ntfy else { return Ok(None) };
-    let host = ntfy.url.host_str().context("REZ_NTFY_URL has no host")?;
-    let http_policy = policy(&[host.to_owned()], config)?;
-    let http = HttpClient::new(http_policy).context("building the outbound HTTP client")?;
-    let mut client_config = ClientConfig::new(ntfy.url.as_str());
-    if let Some(token) = &ntfy.token {
-        client_config = client_config.with_token(token);
+    let auth = if let Some(token) = &ntfy.token {
+        NtfyAuth::Token(token.clone())
     } else if let Some(user) = &ntfy.username {
-        client_config = client_config.with_basic_auth(user, ntfy.password.clone().unwrap_or_default());
-    }
-    let client = NtfyClient::new(client_config, http).context("configuring ntfy")?;
-    Ok(Some(Arc::new(client)))
+        NtfyAuth::Basic { username: user.clone(), password: ntfy.password.clone().unwrap_or_default() }
+    } else {
+        NtfyAuth::None
+    };
+    Ok(Some(assembly::ntfy_notifier(&ntfy.url, auth, config.allow_loopback_for_tests)?))
 }
 
 /// The runtime over the SQLite store. `engine` is told about schedule changes; `rez

@@ -4,12 +4,14 @@
 //! not be touched from tests, such as an ntfy server or a real tee sheet).
 
 pub mod golf;
+pub mod lambda;
 pub mod moto;
 pub mod noaa;
 pub mod ntfy;
 mod server;
 
 pub use golf::{FakeCpsGolf, FakeReservation, FakeSlot, FakeUser, GolfFault, GolfStep, PricingCall, TokenKind};
+pub use lambda::{FakeLambdaRuntime, Invocation};
 pub use moto::Moto;
 pub use noaa::FakeNoaa;
 pub use ntfy::{FakeNtfy, PublishForm, ReceivedPush};

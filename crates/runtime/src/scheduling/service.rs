@@ -262,6 +262,60 @@ impl Schedules {
     }
 }
 
+impl Schedules {
+    /// Record an occurrence fired by an external scheduler (EventBridge Scheduler on AWS)
+    /// and create its message — once: the message's idempotency key is `(schedule_id,
+    /// scheduled_time)`, so a redelivered or retried firing returns the first message.
+    /// `None` when the schedule no longer exists or is not active (a firing that raced a
+    /// pause or delete is dropped, as the local engine would not have fired it).
+    pub async fn fire_occurrence(
+        &self,
+        id: &ScheduleId,
+        scheduled_time: Timestamp,
+    ) -> Result<Option<Message>, ScheduleError> {
+        use rez_core::schedules::ActionAfterCompletion;
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(s) = self.store.get_schedule(id).await? else {
+                tracing::info!(schedule_id = %id, "firing of an unknown schedule dropped");
+                return Ok(None);
+            };
+            if s.status != ScheduleStatus::Active {
+                tracing::info!(schedule_id = %id, status = %s.status, "firing of a schedule that is not active dropped");
+                return Ok(None);
+            }
+            let now = self.clock.now();
+            let new = s.message_for(scheduled_time)?;
+            let next_fire_at = s.next_after(scheduled_time.max(now));
+            let status = match next_fire_at {
+                Some(_) => s.status,
+                None if s.action_after_completion == ActionAfterCompletion::Delete => ScheduleStatus::Deleted,
+                None => ScheduleStatus::Completed,
+            };
+            let firing = Firing {
+                schedule: Box::new(s.clone()),
+                message: Some(Message::create(new, CreatedBy::Scheduler, now)),
+                missed: 0,
+                next_fire_at,
+                status,
+                last_error: None,
+                at: now,
+            };
+            match self.store.fire(&firing).await? {
+                FireOutcome::Applied { message, .. } => {
+                    let lateness = (now - scheduled_time).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                    self.metrics.schedule_fired(lateness.max(0.0));
+                    if let Some(m) = &message {
+                        tracing::info!(schedule_id = %id, message_id = %m.id, scheduled_time = %rez_core::time::rfc3339(&scheduled_time), "schedule fired");
+                    }
+                    return Ok(message);
+                }
+                FireOutcome::Stale => continue,
+            }
+        }
+        Err(StoreError::Conflict(format!("schedule {id} is changing too often; retry")).into())
+    }
+}
+
 /// One previewed fire time.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PreviewTime {

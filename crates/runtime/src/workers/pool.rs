@@ -115,8 +115,15 @@ pub async fn run(
     tracing::info!(queue = %queue, "worker pool stopped");
 }
 
-/// Handle one delivery and settle it with the queue.
-pub async fn process(queues: &dyn Queues, handler: &dyn Handler, metrics: &Metrics, d: Delivery, timeout: Duration) {
+/// Handle one delivery and settle it with the queue. The outcome tells a Lambda SQS
+/// consumer which records to report as batch item failures.
+pub async fn process(
+    queues: &dyn Queues,
+    handler: &dyn Handler,
+    metrics: &Metrics,
+    d: Delivery,
+    timeout: Duration,
+) -> Outcome {
     let started = Instant::now();
     let id = d.message.id.clone();
     let result = match tokio::time::timeout(timeout, handler.handle(&d.message, d.receive_count)).await {
@@ -145,4 +152,5 @@ pub async fn process(queues: &dyn Queues, handler: &dyn Handler, metrics: &Metri
         }
     };
     metrics.handled(d.queue, outcome, started.elapsed().as_secs_f64());
+    outcome
 }
