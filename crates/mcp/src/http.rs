@@ -71,11 +71,14 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Cancelled on shutdown: closes open SSE streams so the server can stop.
     pub shutdown: CancellationToken,
+    /// No sessions and plain JSON responses (a serverless function cannot hold an SSE
+    /// stream open between invocations).
+    pub stateless: bool,
 }
 
 impl HttpConfig {
     pub fn new(auth: Auth, allowed_hosts: Vec<String>, shutdown: CancellationToken) -> Self {
-        Self { auth, allowed_hosts, max_body_bytes: DEFAULT_MAX_BODY_BYTES, shutdown }
+        Self { auth, allowed_hosts, max_body_bytes: DEFAULT_MAX_BODY_BYTES, shutdown, stateless: false }
     }
 }
 
@@ -412,6 +415,10 @@ pub fn router(registry: ToolRegistry, config: HttpConfig) -> Router {
         .with_max_request_body_bytes(config.max_body_bytes)
         .with_cancellation_token(config.shutdown.clone());
     rmcp_config.session_store = Some(Arc::new(RestoreAnySession));
+    if config.stateless {
+        rmcp_config.legacy_session_mode = false;
+        rmcp_config.json_response = true;
+    }
     let service =
         StreamableHttpService::new(move || Ok(server.clone()), Arc::new(LocalSessionManager::default()), rmcp_config);
     let guard_state = Arc::new(Guard { auth: config.auth, keys, allowed, max_body_bytes: config.max_body_bytes });

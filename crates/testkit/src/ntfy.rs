@@ -85,6 +85,8 @@ struct Inner {
     /// Queued one-shot faults, served in order.
     faults: VecDeque<Fault>,
     fail_always: Option<StatusCode>,
+    /// Requests whose body contains the text are answered with the status.
+    fail_matching: Option<(String, StatusCode)>,
     delay: Duration,
     auth: Option<Auth>,
 }
@@ -202,6 +204,14 @@ impl FakeNtfy {
             Some(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
     }
 
+    /// Answer every request whose body contains `text` with `status` until
+    /// [`FakeNtfy::reset`]; others are published. Lets one message of a batch fail
+    /// deterministically while its neighbours succeed.
+    pub fn fail_when_body_contains(&self, text: &str, status: u16) {
+        self.shared.lock().fail_matching =
+            Some((text.to_owned(), StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)));
+    }
+
     /// Delay every answer by `delay`.
     pub fn set_delay(&self, delay: Duration) {
         self.shared.lock().delay = delay;
@@ -242,7 +252,13 @@ async fn handle(
         inner.attempts += 1;
         let decision = match check_auth(inner.auth.as_ref(), &headers) {
             Err((status, message)) => Decision::Refuse(ntfy_error(status, message)),
-            Ok(()) => match inner.fail_always {
+            Ok(()) => match inner.fail_always.or_else(|| {
+                inner
+                    .fail_matching
+                    .as_ref()
+                    .filter(|(text, _)| body.windows(text.len().max(1)).any(|w| w == text.as_bytes()))
+                    .map(|(_, status)| *status)
+            }) {
                 Some(status) => Decision::Refuse(ntfy_error(status, "injected failure")),
                 None => match inner.faults.pop_front() {
                     Some(Fault::Status(status)) => Decision::Refuse(ntfy_error(status, "injected failure")),
