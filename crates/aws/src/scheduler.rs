@@ -14,8 +14,9 @@
 //! - Start date: EventBridge refuses a start date more than 5 minutes in the past, so a
 //!   past start date is left out (it means the same: "may fire from now on"). For a rate
 //!   expression the start date is the *first occurrence*, so it is set to our own next
-//!   occurrence: EventBridge then fires in the same phase as the local engine, and
-//!   updating (pausing, resuming) a rate schedule does not shift its phase.
+//!   occurrence (rounded up to the second): EventBridge then fires in the same phase as
+//!   the local engine, and updating (pausing, resuming) a rate schedule does not shift
+//!   its phase. Dates are sent in whole seconds.
 //! - Target: the schedule-creation SQS queue, sent to with the scheduler role; the
 //!   queue's DLQ receives firings EventBridge could not deliver within the retry policy.
 //! - `UpdateSchedule` replaces the whole definition, so [`EventBridgeEngine::sync`] always
@@ -303,8 +304,8 @@ impl EventBridgeEngine {
             expression: s.schedule_expression.to_string(),
             timezone: s.timezone.name().to_owned(),
             description: truncate(&s.name, MAX_DESCRIPTION_LEN),
-            start_date: start_date.map(aws_time),
-            end_date: s.end_date.map(aws_time),
+            start_date: start_date.map(|t| aws_seconds(t, Rounding::Up)),
+            end_date: s.end_date.map(|t| aws_seconds(t, Rounding::Down)),
             state,
             window,
             action_after_completion: match s.action_after_completion {
@@ -466,8 +467,21 @@ fn to_i32(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-fn aws_time(t: Timestamp) -> AwsDateTime {
-    AwsDateTime::from_millis(t.timestamp_millis())
+enum Rounding {
+    Up,
+    Down,
+}
+
+/// `t` in whole seconds, rounded so the window only shrinks (start up, end down).
+/// Fractions would travel as floating-point epoch seconds and come back off by a
+/// rounding error; EventBridge fires with 60-second precision anyway.
+fn aws_seconds(t: Timestamp, rounding: Rounding) -> AwsDateTime {
+    let secs = t.timestamp();
+    let fraction = t.timestamp_subsec_nanos() > 0;
+    AwsDateTime::from_secs(match rounding {
+        Rounding::Up if fraction => secs + 1,
+        _ => secs,
+    })
 }
 
 fn chrono_time(t: &AwsDateTime) -> Option<Timestamp> {

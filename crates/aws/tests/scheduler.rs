@@ -7,7 +7,7 @@
 
 mod common;
 
-use chrono::{TimeDelta, TimeZone, Utc};
+use chrono::{TimeDelta, TimeZone, Timelike, Utc};
 use rez_aws::scheduler::{EXECUTION_ID_PLACEHOLDER, EventBridgeEngine, SCHEDULED_TIME_PLACEHOLDER, parse_firing};
 use rez_core::ScheduleId;
 use rez_core::message::{CreatedBy, Stage};
@@ -167,14 +167,21 @@ async fn start_dates_never_lie_in_the_past_and_rates_keep_their_phase() {
     engine.sync(&s).await.unwrap();
     assert_eq!(engine.describe(&s.id).await.unwrap().unwrap().start_date, Some(start));
 
-    // A rate starts at our own next occurrence, in the phase of its anchor.
+    // A rate starts at our own next occurrence, in the phase of its anchor (whole
+    // seconds: dates are sent rounded, a start up).
     let mut r = schedule("rate(1 hour)", "UTC");
-    let anchor = Utc::now() - TimeDelta::minutes(150);
+    let anchor = Utc::now().with_nanosecond(0).unwrap() - TimeDelta::minutes(150);
     r.start_date = Some(anchor);
     r.action_after_completion = ActionAfterCompletion::Delete;
     engine.sync(&r).await.unwrap();
     let remote = engine.describe(&r.id).await.unwrap().unwrap();
     let first = remote.start_date.expect("rate start date");
-    assert_eq!(first.timestamp_millis(), (anchor + TimeDelta::minutes(180)).timestamp_millis());
+    assert_eq!(first, anchor + TimeDelta::minutes(180));
+    // A fraction of a second rounds the start up.
+    r.start_date = Some(anchor + TimeDelta::milliseconds(250));
+    r.version = 2;
+    engine.sync(&r).await.unwrap();
+    let first = engine.describe(&r.id).await.unwrap().unwrap().start_date.unwrap();
+    assert_eq!(first, anchor + TimeDelta::minutes(180) + TimeDelta::seconds(1));
     assert_eq!(remote.action_after_completion.as_deref(), Some("DELETE"));
 }

@@ -108,7 +108,7 @@ async fn invalid_names_are_refused() {
 
 #[tokio::test]
 async fn the_cache_hides_out_of_band_changes_until_the_ttl_expires() {
-    let ttl = Duration::from_millis(800);
+    let ttl = Duration::from_millis(1500);
     let (store, clients, names) = store(ttl).await;
     let id = format!("{}golf/cached", names.secrets_prefix);
     store.put_secret("golf/cached", &SecretValue::new("v1")).await.unwrap();
