@@ -104,6 +104,43 @@ pub(crate) fn decode_cursor(cursor: &str) -> StoreResult<Item> {
         .collect())
 }
 
+/// The key of `item` for a cursor: the named attributes (table key plus index key).
+pub(crate) fn key_of(item: &Item, attrs: &[&str]) -> Item {
+    attrs.iter().filter_map(|a| item.get(*a).map(|v| ((*a).to_owned(), v.clone()))).collect()
+}
+
+/// Run a query page after page until `want` items came back or the index is exhausted.
+/// A page of a filtered query can be short or even empty and still have a
+/// `LastEvaluatedKey`, so one page is never enough. `build` returns the query without
+/// `ExclusiveStartKey` and `Limit`; `filtered` says whether it has a filter expression
+/// (then pages are read 100 items at a time rather than exactly what is missing).
+pub(crate) async fn query_until(
+    build: impl Fn() -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    filtered: bool,
+    want: usize,
+    start: Option<Item>,
+    context: &str,
+) -> StoreResult<Vec<Item>> {
+    let mut items: Vec<Item> = Vec::new();
+    let mut start = start;
+    while items.len() < want {
+        let missing = want - items.len();
+        let page_size = if filtered { 100 } else { missing.min(1000) };
+        let out = build()
+            .set_exclusive_start_key(start.take())
+            .limit(i32::try_from(page_size).unwrap_or(100))
+            .send()
+            .await
+            .map_err(|e| crate::error::backend(context, e))?;
+        items.extend(out.items.unwrap_or_default().into_iter().take(missing));
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => break,
+        }
+    }
+    Ok(items)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

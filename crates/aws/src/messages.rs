@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use aws_sdk_sns::types::MessageAttributeValue;
 use rez_core::MessageId;
 use rez_core::message::{IdempotencyKey, Message};
@@ -310,4 +310,221 @@ pub(crate) async fn publish_and_mark_queued(store: &AwsStore, m: Message) -> Sto
             Ok(queued)
         }
     }
+}
+
+/// Put `prev` back over the record written as revision `current_rev` (undo of a change
+/// whose side effect, such as a send, failed).
+pub(crate) async fn restore(store: &AwsStore, prev: &Record, current_rev: i64) -> StoreResult<bool> {
+    let mut back = prev.clone();
+    back.rev = current_rev;
+    put_record(store, &back).await
+}
+
+/// The lowest message id minted at `t` (ids sort by creation time).
+fn id_floor(t: Timestamp) -> String {
+    let ms = u64::try_from(t.timestamp_millis()).unwrap_or(0);
+    format!("{}_{}", MessageId::PREFIX, ulid::Ulid::from_parts(ms, 0))
+}
+
+/// The highest message id minted before `t`, or `None` if there is none.
+fn id_ceiling_before(t: Timestamp) -> Option<String> {
+    let ms = u64::try_from(t.timestamp_millis()).ok()?.checked_sub(1)?;
+    Some(format!("{}_{}", MessageId::PREFIX, ulid::Ulid::from_parts(ms, u128::MAX)))
+}
+
+#[async_trait]
+impl MessageStore for AwsStore {
+    async fn submit(&self, message: Message) -> StoreResult<Submitted> {
+        if message.status != Status::Created {
+            return Err(StoreError::Conflict(format!("a new message must be `created`, not `{}`", message.status)));
+        }
+        let now = self.clock.now();
+        let mut items = vec![TransactWriteItem::builder().put(message_put(self, &message)?).build()];
+        if let Some(key) = &message.idempotency_key {
+            items.push(TransactWriteItem::builder().put(idempotency_put(self, key, &message.id, now)?).build());
+        }
+        let res = self.clients.dynamodb.transact_write_items().set_transact_items(Some(items)).send().await;
+        if let Err(e) = res {
+            let cancelled = e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception());
+            if !cancelled {
+                return Err(backend("dynamodb submit", e));
+            }
+            // A condition failed: the key is taken (the usual case) or the id exists.
+            if let Some(key) = &message.idempotency_key
+                && let Some(existing) = message_for_idempotency_key(self, key).await?
+            {
+                tracing::debug!(message_id = %existing.id, "idempotency key already used; returning the first message");
+                return Ok(Submitted::Existing(existing));
+            }
+            return Err(StoreError::Conflict(format!("message {} or its idempotency key already exists", message.id)));
+        }
+        tracing::info!(message_id = %message.id, message_type = %message.message_type, "message stored");
+        let id = message.id.clone();
+        match publish_and_mark_queued(self, message.clone()).await {
+            Ok(m) => Ok(Submitted::Created(m)),
+            // Stored durably; the sweeper publishes it. Answering with the `created`
+            // message is honest: it will be delivered, just not yet.
+            Err(e) => {
+                tracing::warn!(message_id = %id, error = %e, "publish failed; the sweeper will publish the message");
+                Ok(Submitted::Created(message))
+            }
+        }
+    }
+
+    async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>> {
+        Ok(get_record(self, id).await?.map(|r| r.message))
+    }
+
+    async fn list_messages(&self, f: &MessageFilter) -> StoreResult<Page<Message>> {
+        let limit = f.limit.clamp(1, 100);
+        let (index, pk_attr, pk_value) = match (f.status, f.message_type) {
+            (Some(st), _) => (BY_STATUS, "status", st.as_str()),
+            (None, Some(t)) => (BY_TYPE, "message_type", t.as_str()),
+            (None, None) => (BY_ALL, "list_pk", LIST_PK_ALL),
+        };
+        let mut names = HashMap::from([("#pk".to_owned(), pk_attr.to_owned()), ("#id".to_owned(), "id".to_owned())]);
+        let mut values = HashMap::from([(":pk".to_owned(), s(pk_value))]);
+        let mut key_cond = "#pk = :pk".to_owned();
+        let lo = f.created_after.map(id_floor);
+        let hi = match f.created_before {
+            None => None,
+            Some(t) => match id_ceiling_before(t) {
+                Some(h) => Some(h),
+                None => return Ok(Page { items: Vec::new(), next_cursor: None }),
+            },
+        };
+        match (lo, hi) {
+            (Some(lo), Some(hi)) => {
+                if lo > hi {
+                    return Ok(Page { items: Vec::new(), next_cursor: None });
+                }
+                key_cond.push_str(" AND #id BETWEEN :lo AND :hi");
+                values.insert(":lo".into(), s(&lo));
+                values.insert(":hi".into(), s(&hi));
+            }
+            (Some(lo), None) => {
+                key_cond.push_str(" AND #id >= :lo");
+                values.insert(":lo".into(), s(&lo));
+            }
+            (None, Some(hi)) => {
+                key_cond.push_str(" AND #id <= :hi");
+                values.insert(":hi".into(), s(&hi));
+            }
+            (None, None) => {}
+        }
+        let mut filters = Vec::new();
+        if let (Some(_), Some(t)) = (f.status, f.message_type) {
+            filters.push("#mt = :mt");
+            names.insert("#mt".into(), "message_type".into());
+            values.insert(":mt".into(), s(t.as_str()));
+        }
+        if let Some(st) = f.stage {
+            filters.push("#stage = :stage");
+            names.insert("#stage".into(), "stage".into());
+            values.insert(":stage".into(), s(st.as_str()));
+        }
+        if let Some(by) = f.created_by {
+            filters.push("#by = :by");
+            names.insert("#by".into(), "created_by".into());
+            values.insert(":by".into(), s(by.as_str()));
+        }
+        let start = match &f.cursor {
+            None => None,
+            Some(c) => {
+                let key = decode_cursor(c)?;
+                let valid = key.len() == 2
+                    && key.get(pk_attr).and_then(|v| v.as_s().ok()).is_some_and(|v| v == pk_value)
+                    && key.get("id").and_then(|v| v.as_s().ok()).is_some_and(|v| MessageId::parse(v).is_ok());
+                if !valid {
+                    return Err(StoreError::InvalidCursor);
+                }
+                Some(key)
+            }
+        };
+        let filter = (!filters.is_empty()).then(|| filters.join(" AND "));
+        let build = || {
+            self.clients
+                .dynamodb
+                .query()
+                .table_name(&self.names.messages_table)
+                .index_name(index)
+                .key_condition_expression(&key_cond)
+                .set_filter_expression(filter.clone())
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(false)
+        };
+        let items =
+            crate::codec::query_until(build, filter.is_some(), limit + 1, start, "dynamodb query messages").await?;
+        page_of(items, limit, &["id", pk_attr], |item| record_from_item(item).map(|r| r.message))
+    }
+
+    async fn retry(&self, id: &MessageId) -> StoreResult<Message> {
+        let now = self.clock.now();
+        let mut prev: Option<Record> = None;
+        let changed = modify(self, id, |rec| {
+            if !matches!(rec.message.status, Status::Failed | Status::DeadLettered) {
+                return Err(StoreError::Conflict(format!(
+                    "only failed or dead-lettered messages can be retried; {id} is {}",
+                    rec.message.status
+                )));
+            }
+            prev = Some(rec.clone());
+            rec.message.status = rec.message.status.transition(Status::Queued)?;
+            rec.message.updated_date = now;
+            rec.receipt = None;
+            rec.parked = None;
+            rec.released = 0;
+            rec.dead_letter = None;
+            Ok(true)
+        })
+        .await?;
+        let Some((rec, _)) = changed else { return Err(StoreError::NotFound(format!("message {id}"))) };
+        let Some(prev) = prev else { return Err(StoreError::NotFound(format!("message {id}"))) };
+        let queue = primary_queue(rec.message.message_type);
+        if let Err(e) = crate::queues::send_message(self, queue, false, &rec.message, None).await {
+            if !restore(self, &prev, rec.rev).await.unwrap_or(false) {
+                tracing::error!(message_id = %id, "retry: send failed and the record could not be restored");
+            }
+            return Err(e);
+        }
+        // Remove the copies the fresh one replaces, so it is not delivered twice.
+        if let Some(receipt) = &prev.parked {
+            crate::queues::delete_quietly(self, queue, false, receipt).await;
+        }
+        if let Some(dl) = &prev.dead_letter {
+            crate::queues::purge_dead_letter_copies(self, dl.source_queue, &[id.clone()]).await;
+        }
+        tracing::info!(message_id = %id, queue = %queue, "message retried");
+        Ok(rec.message)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.clients
+            .dynamodb
+            .describe_table()
+            .table_name(&self.names.messages_table)
+            .send()
+            .await
+            .map_err(|e| backend("dynamodb describe_table", e))?;
+        Ok(())
+    }
+}
+
+/// Decode up to `limit` of `items` (fetched as `limit + 1`), with a cursor at the last
+/// one kept when there are more.
+pub(crate) fn page_of<T>(
+    mut items: Vec<Item>,
+    limit: usize,
+    key_attrs: &[&str],
+    decode: impl Fn(&Item) -> StoreResult<T>,
+) -> StoreResult<Page<T>> {
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|i| encode_cursor(&crate::codec::key_of(i, key_attrs))).transpose()?
+    } else {
+        None
+    };
+    let items = items.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
+    Ok(Page { items, next_cursor })
 }
