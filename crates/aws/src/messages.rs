@@ -382,7 +382,7 @@ impl MessageStore for AwsStore {
             (None, Some(t)) => (BY_TYPE, "message_type", t.as_str()),
             (None, None) => (BY_ALL, "list_pk", LIST_PK_ALL),
         };
-        let mut names = HashMap::from([("#pk".to_owned(), pk_attr.to_owned()), ("#id".to_owned(), "id".to_owned())]);
+        let mut names = HashMap::from([("#pk".to_owned(), pk_attr.to_owned())]);
         let mut values = HashMap::from([(":pk".to_owned(), s(pk_value))]);
         let mut key_cond = "#pk = :pk".to_owned();
         let lo = f.created_after.map(id_floor);
@@ -411,6 +411,9 @@ impl MessageStore for AwsStore {
                 values.insert(":hi".into(), s(&hi));
             }
             (None, None) => {}
+        }
+        if key_cond.contains("#id") {
+            names.insert("#id".into(), "id".into());
         }
         let mut filters = Vec::new();
         if let (Some(_), Some(t)) = (f.status, f.message_type) {
