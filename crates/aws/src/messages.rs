@@ -496,7 +496,7 @@ impl MessageStore for AwsStore {
             crate::queues::delete_quietly(self, queue, false, receipt).await;
         }
         if let Some(dl) = &prev.dead_letter {
-            crate::queues::purge_dead_letter_copies(self, dl.source_queue, &[id.clone()]).await;
+            crate::queues::purge_dead_letter_copies(self, dl.source_queue, std::slice::from_ref(id)).await;
         }
         tracing::info!(message_id = %id, queue = %queue, "message retried");
         Ok(rec.message)

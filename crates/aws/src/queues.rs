@@ -349,10 +349,10 @@ async fn oldest_age(store: &AwsStore, queue: QueueName) -> StoreResult<f64> {
             q
         };
         let items = crate::codec::query_until(build, true, 1, None, "dynamodb query oldest").await?;
-        if let Some(id) = items.first().and_then(|i| crate::codec::opt_s(i, "id")) {
-            if oldest.as_deref().is_none_or(|o| id < o) {
-                oldest = Some(id.to_owned());
-            }
+        if let Some(id) = items.first().and_then(|i| crate::codec::opt_s(i, "id"))
+            && oldest.as_deref().is_none_or(|o| id < o)
+        {
+            oldest = Some(id.to_owned());
         }
     }
     let Some(id) = oldest.and_then(|o| MessageId::parse(&o).ok()) else { return Ok(0.0) };

@@ -16,7 +16,7 @@ use crate::AwsStore;
 #[derive(Debug)]
 pub enum RecordOutcome {
     /// Process it, then `complete` or `fail` it.
-    Deliver(Delivery),
+    Deliver(Box<Delivery>),
     /// Nothing to do (already handled, or moved to the DLQ); not a failure.
     Skipped,
 }
@@ -49,7 +49,7 @@ async fn take(store: &AwsStore, r: &SqsMessage) -> Result<RecordOutcome, StoreEr
     let body = r.body.as_deref().unwrap_or_default();
     let count = r.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
     Ok(match crate::queues::take_delivery(store, queue, receipt, body, count).await? {
-        Some(d) => RecordOutcome::Deliver(d),
+        Some(d) => RecordOutcome::Deliver(Box::new(d)),
         None => RecordOutcome::Skipped,
     })
 }
