@@ -43,7 +43,7 @@ fn address(store: &AwsStore, q: QueueName) -> StoreResult<&QueueAddress> {
     store.names.queue(q).ok_or_else(|| StoreError::Unavailable(format!("no SQS queue configured for {q}")))
 }
 
-fn url(store: &AwsStore, q: QueueName, dlq: bool) -> StoreResult<&str> {
+pub(crate) fn url(store: &AwsStore, q: QueueName, dlq: bool) -> StoreResult<&str> {
     let a = address(store, q)?;
     Ok(if dlq { &a.dlq_url } else { &a.url })
 }
@@ -65,8 +65,8 @@ fn backoff(store: &AwsStore, receive_count: u32) -> Duration {
 
 /// Just enough of a message body to find the record.
 #[derive(serde::Deserialize)]
-struct Envelope {
-    id: MessageId,
+pub(crate) struct Envelope {
+    pub(crate) id: MessageId,
 }
 
 fn sqs_attr(v: &str) -> StoreResult<MessageAttributeValue> {
@@ -125,7 +125,13 @@ pub(crate) async fn delete_quietly(store: &AwsStore, queue: QueueName, dlq: bool
     }
 }
 
-async fn change_visibility(store: &AwsStore, queue: QueueName, dlq: bool, receipt: &str, secs: i32) -> StoreResult<()> {
+pub(crate) async fn change_visibility(
+    store: &AwsStore,
+    queue: QueueName,
+    dlq: bool,
+    receipt: &str,
+    secs: i32,
+) -> StoreResult<()> {
     store
         .clients
         .sqs

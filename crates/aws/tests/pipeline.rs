@@ -171,3 +171,41 @@ async fn sweeper_publishes_messages_left_created() {
     assert_eq!(d[0].message.id, id);
     assert_eq!(rez_aws::sweeper::sweep_created(&store, chrono::Duration::zero(), 100).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn messages_sqs_dead_lettered_are_recorded_by_the_sweeper() {
+    use rez_core::ports::RedriveSelector;
+    let store = common::store().await;
+    let id = store.submit(notify("crashy", SystemClock.now())).await.unwrap().into_message().id;
+    // A consumer that dies three times: receive, never answer, visibility lapses.
+    for attempt in 1..=3u32 {
+        let mut got = Vec::new();
+        for _ in 0..40 {
+            got = store.receive(QueueName::Notifications, 10, Duration::from_secs(1)).await.unwrap();
+            if !got.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(got.len(), 1, "attempt {attempt}");
+        assert_eq!(got[0].receive_count, attempt);
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The fourth receive: SQS's redrive policy moves it to the DLQ instead.
+    assert!(store.receive(QueueName::Notifications, 10, Duration::from_secs(30)).await.unwrap().is_empty());
+    assert_eq!(store.get_message(&id).await.unwrap().unwrap().status, Status::Processing, "nothing told DynamoDB");
+    assert!(store.dead_letters(None, 10, None).await.unwrap().items.is_empty());
+
+    assert_eq!(rez_aws::sweeper::sweep_dead_letter_queues(&store).await.unwrap(), 1);
+    assert_eq!(rez_aws::sweeper::sweep_dead_letter_queues(&store).await.unwrap(), 0, "idempotent");
+    assert_eq!(store.get_message(&id).await.unwrap().unwrap().status, Status::DeadLettered);
+    let page = store.dead_letters(Some(QueueName::Notifications), 10, None).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].source_queue, QueueName::Notifications);
+    // It redrives like any dead letter, and the DLQ copy goes.
+    assert_eq!(store.redrive(&RedriveSelector::All).await.unwrap(), 1);
+    let d = store.receive(QueueName::Notifications, 10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!((d.len(), d[0].receive_count), (1, 1));
+    let a = store.names().queue(QueueName::Notifications).unwrap().clone();
+    assert!(raw_receive(&store, &a.dlq_url, 30).await.is_empty());
+}
