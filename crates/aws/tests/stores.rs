@@ -323,7 +323,15 @@ async fn the_due_index_follows_status_and_the_flexible_window() {
     assert_eq!(s.next_due().await.unwrap(), None);
 }
 
+/// Ignored on moto: its `TransactWriteItems` is not isolated. A transaction snapshots
+/// each table it touches and, when cancelled, puts the snapshot back, wiping out any
+/// transaction that committed in between (moto 5.2.5, `dynamodb/models/__init__.py`), so
+/// concurrent firings there can apply twice. DynamoDB's transactions are serializable.
+/// Run it against real DynamoDB with `REZ_TEST_AWS_ENDPOINT=... cargo test -- --ignored`;
+/// `a_replayed_plan_is_stale_even_with_a_fresh_message` checks the same outcomes one
+/// firing after the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "moto's transactions are not isolated under concurrency; run against DynamoDB"]
 async fn racing_firings_of_one_plan_apply_once() {
     let s = Arc::new(common::store().await);
     let sc = schedule("race", "rate(1 hour)");
@@ -402,4 +410,23 @@ async fn the_engine_lease_expires_and_is_taken_over() {
     assert!(s.acquire_engine_lease("b", Duration::from_secs(60)).await.unwrap(), "the holder renews");
     assert!(s.due_schedules(now(), 10).await.unwrap().is_empty());
     assert_eq!(s.next_due().await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_plan_is_stale_even_with_a_fresh_message() {
+    // Two engines planned the same firing, each with its own message for the occurrence:
+    // the second finds both the version and the idempotency key taken, and is stale.
+    let s = common::store().await;
+    let sc = schedule("replay", "rate(1 hour)");
+    s.insert_schedule(&sc).await.unwrap();
+    let at = sc.next_fire_at.unwrap();
+    let (one, two) = (firing_of(&sc, at), firing_of(&sc, at));
+    let FireOutcome::Applied { schedule: after, message: Some(m) } = s.fire(&one).await.unwrap() else {
+        panic!("the first firing applies");
+    };
+    assert!(matches!(s.fire(&two).await.unwrap(), FireOutcome::Stale));
+    assert_eq!(s.get_schedule(&sc.id).await.unwrap().unwrap(), *after);
+    assert_eq!(s.get_message(&m.id).await.unwrap().unwrap().status, rez_core::status::Status::Queued);
+    let second = two.message.unwrap().id;
+    assert!(s.get_message(&second).await.unwrap().is_none(), "the stale firing stored nothing");
 }
