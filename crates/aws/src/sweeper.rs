@@ -1,1 +1,144 @@
-//! TODO(sweeper): being written.
+//! The sweeper: the half of "never stored but unqueued for good" that a single
+//! transaction gives locally. A submission puts the message (`created`), publishes it,
+//! then marks it `queued`; if the publish failed (or the process died between the
+//! steps) the message stays `created`. [`sweep_created`] finds such messages through
+//! the `by-status` index and publishes them again. It runs on a schedule in the
+//! deployment (and can be called from anywhere; it is idempotent, and a message
+//! published twice is delivered at least once, which consumers tolerate).
+
+use rez_core::MessageId;
+use rez_core::ports::StoreResult;
+use rez_core::status::Status;
+
+use crate::AwsStore;
+use crate::codec::s;
+use crate::messages::{BY_STATUS, publish_and_mark_queued, record_from_item};
+
+/// Re-publish up to `limit` messages left `created` for longer than `older_than`
+/// (younger ones are probably mid-submission), oldest first. Returns how many were
+/// published; a publish that fails again is logged and left for the next sweep.
+pub async fn sweep_created(store: &AwsStore, older_than: chrono::Duration, limit: usize) -> StoreResult<u64> {
+    let cutoff = store.clock.now() - older_than;
+    // Every id minted before the cutoff sorts below this one.
+    let ceiling = MessageId::new(cutoff).as_str()[..MessageId::PREFIX.len() + 11].to_owned();
+    let build = || {
+        store
+            .clients
+            .dynamodb
+            .query()
+            .table_name(&store.names.messages_table)
+            .index_name(BY_STATUS)
+            .key_condition_expression("#st = :st AND #id < :ceiling")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_values(":st", s(Status::Created.as_str()))
+            .expression_attribute_values(":ceiling", s(&ceiling))
+            .scan_index_forward(true)
+    };
+    let items = crate::codec::query_until(build, false, limit, None, "dynamodb query created messages").await?;
+    let mut published = 0u64;
+    for item in &items {
+        let rec = record_from_item(item)?;
+        let id = rec.message.id.clone();
+        match publish_and_mark_queued(store, rec.message).await {
+            Ok(m) => {
+                tracing::info!(message_id = %id, status = %m.status, "sweeper published a message left created");
+                published += 1;
+            }
+            Err(e) => tracing::warn!(message_id = %id, error = %e, "sweeper could not publish; will try again"),
+        }
+    }
+    Ok(published)
+}
+
+/// Receives spent per DLQ by [`sweep_dead_letter_queues`].
+const DLQ_ROUNDS: usize = 10;
+
+/// Record as dead letters the messages SQS itself moved to a DLQ. SQS's redrive policy
+/// (3 receives) is the backstop for consumers that died mid-delivery; when it fires,
+/// nothing updates the message item, which would stay `processing` and never be listed
+/// by `dead_letters`. This receives from each DLQ (a bounded number of times), marks
+/// such messages `dead_lettered` with their source queue, and leaves the copies in the
+/// DLQ. Copies of messages that are gone or completed are deleted. Returns how many
+/// messages it recorded.
+pub async fn sweep_dead_letter_queues(store: &AwsStore) -> StoreResult<u64> {
+    use crate::messages::{DeadLetterInfo, modify};
+    use crate::queues::{Envelope, change_visibility, delete_quietly, url};
+    use rez_core::ports::MAX_RECEIVES;
+    use rez_core::routing::{QueueName, primary_queue};
+
+    let now = store.clock.now();
+    let mut recorded = 0u64;
+    for queue in QueueName::ALL {
+        let dlq_url = url(store, queue, true)?;
+        let mut held = Vec::new();
+        for _ in 0..DLQ_ROUNDS {
+            let out = store
+                .clients
+                .sqs
+                .receive_message()
+                .queue_url(dlq_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(30)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .map_err(|e| crate::error::backend("sqs receive_message (dlq)", e))?;
+            let msgs = out.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                break;
+            }
+            for m in msgs {
+                let Some(receipt) = m.receipt_handle else { continue };
+                let Some(id) = m.body.as_deref().and_then(|b| serde_json::from_str::<Envelope>(b).ok()).map(|e| e.id)
+                else {
+                    held.push(receipt);
+                    continue;
+                };
+                let changed = modify(store, &id, |rec| {
+                    if rec.dead_letter.is_some() || rec.message.status == Status::Completed {
+                        return Ok(false);
+                    }
+                    let error = "maximum receives exceeded (moved to the DLQ by SQS)";
+                    if queue == primary_queue(rec.message.message_type)
+                        && rec.message.status.can_transition(Status::DeadLettered)
+                    {
+                        rec.message.status = Status::DeadLettered;
+                        rec.message.error_message = Some(error.to_owned());
+                        rec.message.updated_date = now;
+                    }
+                    rec.dead_letter = Some(DeadLetterInfo {
+                        source_queue: queue,
+                        at: now,
+                        receive_count: MAX_RECEIVES,
+                        last_error: Some(error.to_owned()),
+                    });
+                    rec.receipt = None;
+                    rec.parked = None;
+                    Ok(true)
+                })
+                .await?;
+                match changed {
+                    None => delete_quietly(store, queue, true, &receipt).await,
+                    Some((rec, written)) => {
+                        if written {
+                            tracing::warn!(message_id = %id, queue = %queue, "recorded a message SQS dead-lettered");
+                            recorded += 1;
+                        }
+                        if rec.message.status == Status::Completed {
+                            delete_quietly(store, queue, true, &receipt).await;
+                        } else {
+                            held.push(receipt);
+                        }
+                    }
+                }
+            }
+        }
+        for receipt in held {
+            if let Err(e) = change_visibility(store, queue, true, &receipt, 0).await {
+                tracing::debug!(queue = %queue, error = %e, "could not release a DLQ message; it reappears in 30 s");
+            }
+        }
+    }
+    Ok(recorded)
+}
