@@ -1,0 +1,127 @@
+//! Builds the AWS adapters and the runtime services from the environment. This is the
+//! only place that knows the deployment is DynamoDB + SNS/SQS + EventBridge Scheduler +
+//! Secrets Manager; the functions see ports.
+//!
+//! In a Lambda the [`App`] is built once per execution environment (cold start) and
+//! reused by every invocation it serves, SDK clients included.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rez_actions::assembly::{self, ActionSettings, NtfyAuth};
+use rez_actions::golf::Courses;
+use rez_aws::scheduler::EventBridgeEngine;
+use rez_aws::secrets::SecretsManagerStore;
+use rez_aws::store::QueueConfig;
+use rez_aws::{AwsStore, Clients, Names};
+use rez_core::clock::{Clock, SystemClock};
+use rez_core::ports::{Notifier, SecretStore, WebActionHandler};
+use rez_runtime::Services;
+use rez_runtime::services::Ports;
+use rez_runtime::tools::{CourseInfo, ToolOptions, ToolRegistry};
+
+use crate::settings::Settings;
+
+/// How long fetched secrets are served from memory.
+pub const SECRET_TTL: Duration = Duration::from_secs(300);
+
+/// The adapters and services of one process.
+#[derive(Clone)]
+pub struct App {
+    pub settings: Arc<Settings>,
+    pub store: AwsStore,
+    pub services: Services,
+    pub secrets: Arc<SecretsManagerStore>,
+    pub courses: Arc<Courses>,
+}
+
+impl App {
+    /// Everything from the environment: resource names, settings, SDK clients.
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let names = Names::from_env().context("resource names")?;
+        let settings = Settings::from_env()?;
+        let clients = Clients::from_env().await;
+        Self::build(settings, clients, names).await
+    }
+
+    pub async fn build(settings: Settings, clients: Clients, names: Names) -> anyhow::Result<Self> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let queue_config = QueueConfig { backoff_base: settings.retry_backoff, ..QueueConfig::default() };
+        let store = AwsStore::new(clients.clone(), names.clone(), clock.clone(), queue_config);
+        let secrets = Arc::new(SecretsManagerStore::new(&clients, &names).with_ttl(SECRET_TTL));
+        let admin_key = match (&settings.admin_key, &settings.admin_key_secret) {
+            (Some(key), _) => Some(key.clone()),
+            (None, Some(id)) => Some(secret_by_id(&clients, id).await.context("reading the admin API key secret")?),
+            (None, None) => None,
+        };
+        let notifier = notifier(&settings, &clients).await?;
+        let engine = Arc::new(EventBridgeEngine::new(clients.clone(), names.clone()));
+        let s = Arc::new(store.clone());
+        let ports = Ports {
+            messages: s.clone(),
+            queues: s.clone(),
+            inbox: s.clone(),
+            keys: s.clone(),
+            schedules: s.clone(),
+            results: s,
+            engine,
+            notifier,
+            clock,
+        };
+        let services = Services::new(ports, admin_key, settings.stage);
+        let courses = Arc::new(
+            Courses::load_with_overrides_opts(settings.courses_file.as_deref(), settings.allow_loopback_for_tests)
+                .context("loading golf courses")?,
+        );
+        Ok(Self { settings: Arc::new(settings), store, services, secrets, courses })
+    }
+
+    /// The `weather` and `golf` handlers over this deployment's ledger and secrets.
+    pub fn web_actions(&self) -> anyhow::Result<Vec<Arc<dyn WebActionHandler>>> {
+        let settings = ActionSettings {
+            noaa_url: self.settings.noaa_url.clone(),
+            noaa_user_agent: self.settings.noaa_user_agent.clone(),
+            allow_loopback_for_tests: self.settings.allow_loopback_for_tests,
+        };
+        let secrets: Arc<dyn SecretStore> = self.secrets.clone();
+        Ok(assembly::web_action_handlers(&settings, self.courses.clone(), Arc::new(self.store.clone()), secrets)?)
+    }
+
+    /// The MCP tool registry over these services.
+    pub fn tools(&self) -> ToolRegistry {
+        let courses = self
+            .courses
+            .list()
+            .iter()
+            .map(|c| CourseInfo {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                address: c.address.clone(),
+                description: c.description.clone(),
+                latitude: c.latitude,
+                longitude: c.longitude,
+                time_zone: c.time_zone.clone(),
+            })
+            .collect();
+        ToolRegistry::new(self.services.clone(), courses, ToolOptions::default())
+    }
+}
+
+async fn notifier(settings: &Settings, clients: &Clients) -> anyhow::Result<Option<Arc<dyn Notifier>>> {
+    let Some(url) = &settings.ntfy_url else {
+        tracing::info!("REZ_NTFY_URL is not set: notifications go to the inbox only");
+        return Ok(None);
+    };
+    let auth = match &settings.ntfy_token_secret {
+        Some(id) => NtfyAuth::Token(secret_by_id(clients, id).await.context("reading the ntfy token secret")?),
+        None => NtfyAuth::None,
+    };
+    Ok(Some(assembly::ntfy_notifier(url, auth, settings.allow_loopback_for_tests)?))
+}
+
+/// A secret's string value by its full id (name or ARN).
+async fn secret_by_id(clients: &Clients, id: &str) -> anyhow::Result<String> {
+    let out = clients.secrets.get_secret_value().secret_id(id).send().await.with_context(|| format!("secret {id}"))?;
+    out.secret_string().map(str::to_owned).with_context(|| format!("secret {id} has no string value"))
+}
