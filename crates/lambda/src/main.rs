@@ -33,6 +33,15 @@ enum Command {
         #[arg(long, env = "REZ_BIND", default_value = "127.0.0.1:8080")]
         bind: std::net::SocketAddr,
     },
+    /// Create a scoped API key in the deployment's keys table (resource names from the
+    /// REZ_* environment, credentials from the AWS environment). Printed once.
+    CreateKey {
+        #[arg(long)]
+        name: String,
+        /// read, mcp, write or admin.
+        #[arg(long, default_value = "write")]
+        scope: String,
+    },
     /// Create the template's tables, topics, queues and schedule group on an emulator
     /// (moto) and print the environment the functions need.
     Provision {
@@ -52,8 +61,15 @@ enum Command {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // JSON lines: CloudWatch Logs Insights queries fields such as message_id directly.
-    tracing_subscriber::fmt().json().with_env_filter(filter).with_ansi(false).with_target(false).init();
+    // JSON lines on stderr (stdout is for command output; Lambda sends both to CloudWatch,
+    // whose Logs Insights queries fields such as message_id directly).
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 #[tokio::main]
@@ -72,6 +88,21 @@ async fn main() -> anyhow::Result<()> {
             functions::run(function, app).await.map_err(|e| anyhow::anyhow!(e))
         }
         Command::Serve { bind } => serve::serve(bind).await,
+        Command::CreateKey { name, scope } => {
+            use rez_core::ports::ApiKeyStore;
+            anyhow::ensure!(!name.trim().is_empty() && name.len() <= 100, "--name must be 1–100 characters");
+            let scope = rez_core::auth::Scope::parse(&scope)
+                .with_context(|| format!("--scope {scope}: expected read, mcp, write or admin"))?;
+            let names = rez_aws::Names::from_env().context("resource names")?;
+            let clients = rez_aws::Clients::from_env().await;
+            let clock: std::sync::Arc<dyn rez_core::clock::Clock> = std::sync::Arc::new(rez_core::clock::SystemClock);
+            let store = rez_aws::AwsStore::new(clients, names, clock.clone(), Default::default());
+            let minted = rez_runtime::keys::mint(&name, scope, &*clock);
+            store.insert(&minted.record).await?;
+            eprintln!("Created key {} ({scope}). It is shown once; store it now:", minted.record.id);
+            println!("{}", minted.token);
+            Ok(())
+        }
         Command::Provision { endpoint, prefix, stage, region } => {
             let clients = rez_aws::Clients::for_endpoint(&endpoint, &region).await;
             let names = rez_aws::provision::provision(&clients, &prefix, &stage).await?;

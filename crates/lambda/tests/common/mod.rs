@@ -75,7 +75,9 @@ impl Deployment {
     /// Start `function` (api, processor, webaction, scheduler, mcp, sweeper).
     pub async fn start(&self, function: &str) -> Function {
         let runtime = FakeLambdaRuntime::start().await.expect("fake runtime");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rez-lambda"));
+        // Set for tests; examples pass their own binary to the benchmark instead.
+        let bin = option_env!("CARGO_BIN_EXE_rez-lambda").expect("the rez-lambda binary (tests only)");
+        let mut cmd = Command::new(bin);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", runtime.runtime_api())
