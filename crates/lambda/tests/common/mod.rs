@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 pub const REGION: &str = "us-east-1";
+/// The function binary under test (integration tests get it from Cargo).
+const BIN: Option<&str> = option_env!("CARGO_BIN_EXE_rez-lambda");
 pub const ADMIN_KEY: &str = "rez-test-admin-key-0123456789";
 /// The API Gateway domain the events name (the template passes it to the mcp function).
 pub const API_HOST: &str = "abc123.execute-api.us-east-1.amazonaws.com";
@@ -75,8 +77,8 @@ impl Deployment {
     /// Start `function` (api, processor, webaction, scheduler, mcp, sweeper).
     pub async fn start(&self, function: &str) -> Function {
         let runtime = FakeLambdaRuntime::start().await.expect("fake runtime");
-        // Set for tests; examples pass their own binary to the benchmark instead.
-        let bin = option_env!("CARGO_BIN_EXE_rez-lambda").expect("the rez-lambda binary (tests only)");
+        // Set for tests only; the benchmark example spawns the binary it is given.
+        let Some(bin) = BIN else { panic!("the rez-lambda binary is only known to the tests") };
         let mut cmd = Command::new(bin);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
