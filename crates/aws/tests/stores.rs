@@ -119,7 +119,12 @@ fn intent() -> BookingIntent {
     }
 }
 
+/// DynamoDB evaluates a conditional write atomically; moto 5.2.5 does not (two racing
+/// conditional puts on one key can both succeed there: seen in CI), so this race runs
+/// only against a real endpoint (`REZ_TEST_AWS_ENDPOINT=… -- --ignored`). The condition
+/// itself is checked sequentially by the port suite (`booking_ledger_admits_one_intent`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "moto's conditional writes are not atomic under concurrency; run against DynamoDB"]
 async fn concurrent_intents_on_one_key_admit_exactly_one() {
     let s = Arc::new(common::store().await);
     let key = BookingKey::new("msg_race").unwrap();
