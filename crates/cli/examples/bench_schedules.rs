@@ -72,6 +72,23 @@ struct Recording {
     fired: Mutex<Vec<(Timestamp, Timestamp)>>, // (scheduled, committed)
 }
 
+impl Recording {
+    /// Record the commit time of every firing that created its message just now.
+    fn record(&self, firings: &[Firing], outcomes: &[StoreResult<FireOutcome>]) {
+        let committed = chrono::Utc::now();
+        let mut fired = self.fired.lock().unwrap();
+        for (f, out) in firings.iter().zip(outcomes) {
+            if let (Ok(FireOutcome::Applied { message: Some(_), .. }), Some(m)) = (out, f.message.as_ref()) {
+                let scheduled =
+                    m.arguments["scheduled_time"].as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+                if let Some(s) = scheduled {
+                    fired.push((s.with_timezone(&chrono::Utc), committed));
+                }
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl ScheduleStore for Recording {
     async fn insert_schedule(&self, s: &Schedule) -> StoreResult<()> {
@@ -93,17 +110,19 @@ impl ScheduleStore for Recording {
         self.inner.next_due().await
     }
     async fn fire(&self, f: &Firing) -> StoreResult<FireOutcome> {
-        let out = self.inner.fire(f).await?;
-        let committed = chrono::Utc::now();
-        if let (FireOutcome::Applied { message: Some(m), .. }, Some(at)) = (&out, f.message.as_ref()) {
-            let scheduled =
-                at.arguments["scheduled_time"].as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
-            if let Some(s) = scheduled {
-                let _ = m;
-                self.fired.lock().unwrap().push((s.with_timezone(&chrono::Utc), committed));
-            }
-        }
-        Ok(out)
+        let out = self.inner.fire(f).await;
+        self.record(std::slice::from_ref(f), std::slice::from_ref(&out));
+        out
+    }
+    async fn fire_many(&self, firings: &[Firing]) -> Vec<StoreResult<FireOutcome>> {
+        let out = self.inner.fire_many(firings).await;
+        self.record(firings, &out);
+        out
+    }
+    async fn fire_many_after(&self, firings: &[Firing], gate: Gate) -> Vec<StoreResult<FireOutcome>> {
+        let out = self.inner.fire_many_after(firings, gate).await;
+        self.record(firings, &out);
+        out
     }
     async fn acquire_engine_lease(&self, owner: &str, ttl: Duration) -> StoreResult<bool> {
         self.inner.acquire_engine_lease(owner, ttl).await
@@ -115,8 +134,9 @@ async fn lateness(n: usize) -> anyhow::Result<()> {
     let inner = Arc::new(LocalStore::open(&dir.path().join("rez.db"), Arc::new(SystemClock), QueueConfig::default())?);
     let store = Arc::new(Recording { inner: inner.clone(), fired: Mutex::new(Vec::new()) });
     let svc = service(store.clone());
-    // All due at the same second, a few seconds from now.
-    let at = (SystemClock.now() + chrono::Duration::seconds(4)).format("%Y-%m-%dT%H:%M:%S").to_string();
+    // All due at the same second, a few seconds from now (enough to create them all even
+    // on a busy machine).
+    let at = (SystemClock.now() + chrono::Duration::seconds(8)).format("%Y-%m-%dT%H:%M:%S").to_string();
     for i in 0..n {
         let spec = ScheduleSpec::from_json(
             &json!({"name": format!("due-{i}"), "schedule_expression": format!("at({at})"), "target_type": "notify",

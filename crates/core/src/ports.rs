@@ -334,6 +334,9 @@ pub struct Firing {
     pub at: Timestamp,
 }
 
+/// What [`ScheduleStore::fire_many_after`] waits for before applying anything.
+pub type Gate = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// What [`ScheduleStore::fire`] did.
 #[derive(Debug, Clone)]
 pub enum FireOutcome {
@@ -361,6 +364,22 @@ pub trait ScheduleStore: Send + Sync + 'static {
     async fn next_due(&self) -> StoreResult<Option<Timestamp>>;
     /// Apply one firing atomically (see [`Firing`]).
     async fn fire(&self, firing: &Firing) -> StoreResult<FireOutcome>;
+    /// Apply several firings, each atomically and independently of the others: one that
+    /// is stale or fails leaves the rest applied. The outcomes are in the order of
+    /// `firings`, one per firing. An adapter may fold the batch into one transaction
+    /// (each firing under its own savepoint); the default runs [`Self::fire`] for each,
+    /// concurrently.
+    async fn fire_many(&self, firings: &[Firing]) -> Vec<StoreResult<FireOutcome>> {
+        futures::future::join_all(firings.iter().map(|f| self.fire(f))).await
+    }
+    /// [`Self::fire_many`], with nothing applied before `gate` resolves. An adapter may
+    /// prepare the batch (encode it) while it waits, so that once the gate opens only the
+    /// writes remain. The engine uses it to fire a batch planned ahead of its due instant
+    /// exactly at that instant. The default awaits the gate, then calls `fire_many`.
+    async fn fire_many_after(&self, firings: &[Firing], gate: Gate) -> Vec<StoreResult<FireOutcome>> {
+        gate.await;
+        self.fire_many(firings).await
+    }
     /// For in-process engines: take or renew the right to fire schedules for `ttl`.
     /// At most one owner holds it at a time. AWS has no use for it (EventBridge fires).
     async fn acquire_engine_lease(&self, owner: &str, ttl: Duration) -> StoreResult<bool>;

@@ -58,14 +58,19 @@ pub fn load_message(conn: &Connection, id: &str) -> StoreResult<Option<Message>>
     row.transpose()
 }
 
-pub fn insert_message(conn: &Connection, m: &Message) -> StoreResult<()> {
+/// A JSON object column, encoded.
+pub fn json_object(map: &serde_json::Map<String, serde_json::Value>) -> StoreResult<String> {
+    serde_json::to_string(map).map_err(|e| StoreError::Corrupt(format!("json: {e}")))
+}
+
+/// Insert a new message whose `payload` and `arguments` are already encoded (by
+/// [`json_object`]), so the encoding can happen off the writer thread.
+pub fn insert_message_encoded(conn: &Connection, m: &Message, payload: &str, arguments: &str) -> StoreResult<()> {
     let mut stmt = conn
         .prepare_cached(&format!(
             "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"
         ))
         .map_err(sql)?;
-    let payload = serde_json::Value::Object(m.payload.clone()).to_string();
-    let arguments = serde_json::Value::Object(m.arguments.clone()).to_string();
     stmt.execute(rusqlite::params![
         m.id.as_str(),
         m.created_date.timestamp_millis(),

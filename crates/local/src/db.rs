@@ -47,10 +47,48 @@ impl WriteCtx<'_> {
     pub fn wake(&mut self, queue: QueueName) {
         self.woken.insert(queue);
     }
+
+    /// Run `f` under its own savepoint, inside this job: if it fails (or panics), only
+    /// its changes are rolled back and the rest of the job stands. For jobs that apply
+    /// several independent writes (a batch of firings).
+    pub fn isolated<T>(&mut self, f: impl FnOnce(&mut WriteCtx<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let tx = self.tx;
+        run_cached(tx, "SAVEPOINT part").map_err(sql)?;
+        let out = std::panic::catch_unwind(AssertUnwindSafe(|| f(self)))
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("a write panicked; its changes were rolled back".into())));
+        match out {
+            Ok(v) => match run_cached(tx, "RELEASE part") {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    let _ = run_cached(tx, "ROLLBACK TO part").and_then(|()| run_cached(tx, "RELEASE part"));
+                    Err(sql(e))
+                }
+            },
+            Err(e) => {
+                let _ = run_cached(tx, "ROLLBACK TO part").and_then(|()| run_cached(tx, "RELEASE part"));
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Run one cached statement that returns no rows.
+fn run_cached(tx: &Transaction<'_>, statement: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(statement)?.execute([])?;
+    Ok(())
 }
 
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Completion) + Send>;
+type RunJob = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Completion) + Send>;
+
+struct Job {
+    run: RunJob,
+    /// Wrap the job in a savepoint (all or nothing). Off for jobs that isolate each of
+    /// their parts themselves ([`WriteCtx::isolated`]): nesting every part's savepoint in
+    /// an outer one makes SQLite keep every page the whole job touches in the
+    /// sub-journal, which made a batch of 1,000 firings twice as slow.
+    savepoint: bool,
+}
 
 struct Shared {
     path: PathBuf,
@@ -99,8 +137,27 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
     {
+        self.submit(f, true).await
+    }
+
+    /// Like [`Db::write`], for a job made of independent parts that `f` runs each under
+    /// [`WriteCtx::isolated`]: there is no savepoint around the whole job, so what `f`
+    /// did before failing or panicking outside a part is committed with the group.
+    pub async fn write_parts<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(f, false).await
+    }
+
+    async fn submit<T, F>(&self, f: F, savepoint: bool) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+    {
         let (reply, rx) = oneshot::channel::<StoreResult<T>>();
-        let job: Job = Box::new(move |ctx| {
+        let run: RunJob = Box::new(move |ctx| {
             let result = f(ctx);
             let ok = result.is_ok();
             let completion: Completion = Box::new(move |commit| {
@@ -112,7 +169,9 @@ impl Db {
             });
             (ok, completion)
         });
-        self.jobs.send(job).map_err(|_| StoreError::Unavailable("the database writer has stopped".into()))?;
+        self.jobs
+            .send(Job { run, savepoint })
+            .map_err(|_| StoreError::Unavailable("the database writer has stopped".into()))?;
         rx.await.map_err(|_| StoreError::Unavailable("the database writer dropped a job".into()))?
     }
 
@@ -173,6 +232,9 @@ fn open_conn(path: &Path, writer: bool) -> Result<Connection, DbError> {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // Small page caches keep idle memory low; the working set is small and hot.
         conn.pragma_update(None, "cache_size", if writer { -2048 } else { -512 })?;
+        // Every hot write path uses cached statements; the default 16 slots are fewer than
+        // the writer's distinct statements, and an evicted statement is re-parsed.
+        conn.set_prepared_statement_cache_capacity(if writer { 128 } else { 32 });
         Ok(())
     };
     setup().map_err(|source| DbError::Open { path: path.to_owned(), source })?;
@@ -228,27 +290,37 @@ fn run_group(
         }
     };
     for job in batch.drain(..) {
-        if let Err(e) = tx.prepare_cached("SAVEPOINT job").and_then(|mut st| st.execute([])) {
-            drop(job);
+        let Job { run, savepoint } = job;
+        if !savepoint {
+            // Its parts are isolated by the job itself; whatever it wrote stands.
+            let mut ctx = WriteCtx { tx: &tx, woken: &mut *woken };
+            match std::panic::catch_unwind(AssertUnwindSafe(|| run(&mut ctx))) {
+                Ok((_, completion)) => completions.push(completion),
+                Err(_) => tracing::error!("a write job panicked outside its isolated parts"),
+            }
+            continue;
+        }
+        if let Err(e) = run_cached(&tx, "SAVEPOINT job") {
+            drop(run);
             tracing::error!(error = %e, "savepoint failed");
             continue;
         }
         let mut job_woken = HashSet::new();
         let mut ctx = WriteCtx { tx: &tx, woken: &mut job_woken };
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut ctx)));
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| run(&mut ctx)));
         match outcome {
             Ok((true, completion)) => {
-                let _ = tx.prepare_cached("RELEASE job").and_then(|mut st| st.execute([]));
+                let _ = run_cached(&tx, "RELEASE job");
                 woken.extend(job_woken);
                 completions.push(completion);
             }
             Ok((false, completion)) => {
-                let _ = tx.execute_batch("ROLLBACK TO job; RELEASE job");
+                let _ = run_cached(&tx, "ROLLBACK TO job").and_then(|()| run_cached(&tx, "RELEASE job"));
                 completions.push(completion);
             }
             Err(_) => {
                 tracing::error!("a write job panicked; its changes were rolled back");
-                let _ = tx.execute_batch("ROLLBACK TO job; RELEASE job");
+                let _ = run_cached(&tx, "ROLLBACK TO job").and_then(|()| run_cached(&tx, "RELEASE job"));
             }
         }
     }

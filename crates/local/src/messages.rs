@@ -8,11 +8,10 @@ use rez_core::message::Message;
 use rez_core::ports::{IDEMPOTENCY_WINDOW, MessageFilter, MessageStore, Page, StoreError, StoreResult, Submitted};
 use rez_core::routing::{primary_queue, topic_for};
 use rez_core::status::Status;
-use rusqlite::OptionalExtension;
 use rusqlite::types::Value as SqlValue;
 
 use crate::LocalStore;
-use crate::codec::{MESSAGE_COLUMNS, insert_message, load_message, message_from_row, set_status};
+use crate::codec::{MESSAGE_COLUMNS, insert_message_encoded, json_object, load_message, message_from_row, set_status};
 use crate::db::WriteCtx;
 use crate::db::sql;
 
@@ -126,6 +125,26 @@ impl MessageStore for LocalStore {
     }
 }
 
+/// A new message made ready for [`submit_encoded`]: status `queued`, `updated_date` set,
+/// JSON columns encoded. Building it does no I/O, so callers can do it before handing
+/// the write to the writer thread.
+pub(crate) struct EncodedMessage {
+    pub message: Message,
+    payload: String,
+    arguments: String,
+}
+
+impl EncodedMessage {
+    pub fn new(message: Message, now: rez_core::time::Timestamp) -> StoreResult<Self> {
+        let mut message = message;
+        message.status = Status::Created.transition(Status::Queued)?;
+        message.updated_date = now;
+        let payload = json_object(&message.payload)?;
+        let arguments = json_object(&message.arguments)?;
+        Ok(Self { message, payload, arguments })
+    }
+}
+
 /// Store `message` and enqueue it on its topic's queues inside the caller's transaction,
 /// or return the earlier message with the same idempotency key (24 h window).
 pub(crate) fn submit_in_tx(
@@ -133,32 +152,48 @@ pub(crate) fn submit_in_tx(
     message: Message,
     now: rez_core::time::Timestamp,
 ) -> StoreResult<Submitted> {
+    submit_encoded(ctx, EncodedMessage::new(message, now)?, now)
+}
+
+/// [`submit_in_tx`] for a message already encoded.
+pub(crate) fn submit_encoded(
+    ctx: &mut WriteCtx<'_>,
+    encoded: EncodedMessage,
+    now: rez_core::time::Timestamp,
+) -> StoreResult<Submitted> {
     let tx = ctx.tx;
-    let mut message = message;
+    let now_ms = now.timestamp_millis();
+    let EncodedMessage { message, payload, arguments } = encoded;
     if let Some(key) = &message.idempotency_key {
-        let found: Option<(String, i64)> = tx
-            .prepare_cached("SELECT message_id, created_ms FROM idempotency_keys WHERE key = ?1")
+        // Claim the key; only if it is taken, look at who holds it (one statement on the
+        // common path instead of a lookup and an insert).
+        let claimed = tx
+            .prepare_cached(
+                "INSERT INTO idempotency_keys (key, message_id, created_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(key) DO NOTHING",
+            )
             .map_err(sql)?
-            .query_row([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
+            .execute(rusqlite::params![key.as_str(), message.id.as_str(), now_ms])
             .map_err(sql)?;
-        if let Some((id, created_ms)) = found {
+        if claimed == 0 {
+            let (id, created_ms): (String, i64) = tx
+                .prepare_cached("SELECT message_id, created_ms FROM idempotency_keys WHERE key = ?1")
+                .map_err(sql)?
+                .query_row([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(sql)?;
             if created_ms > (now - IDEMPOTENCY_WINDOW).timestamp_millis()
                 && let Some(existing) = load_message(tx, &id)?
             {
                 return Ok(Submitted::Existing(existing));
             }
-            tx.execute("DELETE FROM idempotency_keys WHERE key = ?1", [key.as_str()]).map_err(sql)?;
+            // Expired (or its message is gone): the key is this message's now.
+            tx.prepare_cached("UPDATE idempotency_keys SET message_id = ?2, created_ms = ?3 WHERE key = ?1")
+                .map_err(sql)?
+                .execute(rusqlite::params![key.as_str(), message.id.as_str(), now_ms])
+                .map_err(sql)?;
         }
-        tx.prepare_cached("INSERT INTO idempotency_keys (key, message_id, created_ms) VALUES (?1, ?2, ?3)")
-            .map_err(sql)?
-            .execute(rusqlite::params![key.as_str(), message.id.as_str(), now.timestamp_millis()])
-            .map_err(sql)?;
     }
-    message.status = Status::Created.transition(Status::Queued)?;
-    message.updated_date = now;
-    insert_message(tx, &message)?;
-    let now_ms = now.timestamp_millis();
+    insert_message_encoded(tx, &message, &payload, &arguments)?;
     let mut enqueue = tx
         .prepare_cached(
             "INSERT INTO queue_items (queue, message_id, source_queue, visible_ms, enqueued_ms) VALUES (?1, ?2, ?1, ?3, ?3)",

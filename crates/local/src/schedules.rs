@@ -8,14 +8,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rez_core::ScheduleId;
-use rez_core::ports::{FireOutcome, Firing, Page, ScheduleFilter, ScheduleStore, StoreError, StoreResult, Submitted};
+use rez_core::ports::{
+    FireOutcome, Firing, Gate, Page, ScheduleFilter, ScheduleStore, StoreError, StoreResult, Submitted,
+};
 use rez_core::schedules::{Schedule, ScheduleStatus, due_at};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::LocalStore;
 use crate::codec::ts;
+use crate::db::WriteCtx;
 use crate::db::sql;
-use crate::messages::submit_in_tx;
+use crate::messages::{EncodedMessage, submit_encoded};
 
 fn due_ms(s: &Schedule) -> Option<i64> {
     match (s.status, s.next_fire_at) {
@@ -59,27 +62,106 @@ fn write_row(c: &Connection, s: &Schedule, expected_version: Option<u64>) -> Sto
                 }
                 e => sql(e),
             })?,
-        Some(v) => c
-            .prepare_cached(
-                "UPDATE schedules SET version = ?2, status = ?3, target_type = ?4, due_ms = ?5, body = ?6 \
-                 WHERE id = ?1 AND version = ?7",
-            )
-            .map_err(sql)?
-            .execute(rusqlite::params![
-                s.id.as_str(),
-                s.version as i64,
-                s.status.as_str(),
-                s.target_type.as_str(),
-                due_ms(s),
-                body,
-                v as i64
-            ])
-            .map_err(sql)?,
+        Some(v) => update_encoded(c, s, &body, v)?,
     };
     if n == 0 {
         return Err(StoreError::Conflict(format!("schedule {} changed concurrently; reload and retry", s.id)));
     }
     Ok(())
+}
+
+/// `UPDATE` a schedule row to `s` (already encoded as `body`) if its stored version is
+/// `expected_version`. Returns the number of rows changed (0 or 1).
+fn update_encoded(c: &Connection, s: &Schedule, body: &str, expected_version: u64) -> StoreResult<usize> {
+    c.prepare_cached(
+        "UPDATE schedules SET version = ?2, status = ?3, target_type = ?4, due_ms = ?5, body = ?6 \
+         WHERE id = ?1 AND version = ?7",
+    )
+    .map_err(sql)?
+    .execute(rusqlite::params![
+        s.id.as_str(),
+        s.version as i64,
+        s.status.as_str(),
+        s.target_type.as_str(),
+        due_ms(s),
+        body,
+        expected_version as i64
+    ])
+    .map_err(sql)
+}
+
+/// One firing, made ready for the writer on the caller's task: the schedule's new state
+/// (assuming its message is created now, the usual case) and every JSON column encoded.
+struct PreparedFiring {
+    expected: u64,
+    after: Schedule,
+    body: String,
+    message: Option<EncodedMessage>,
+    /// `last_fired_at` before the firing: restored if the occurrence's message already
+    /// existed (an earlier attempt created it), so the counters stay as they were.
+    last_fired_before: Option<rez_core::time::Timestamp>,
+    at: rez_core::time::Timestamp,
+}
+
+impl PreparedFiring {
+    fn new(f: &Firing) -> StoreResult<Self> {
+        // The firing carries the schedule it was planned from; if that is still the stored
+        // version (checked by the writer), it is the stored schedule.
+        let mut s = (*f.schedule).clone();
+        let expected = s.version;
+        let last_fired_before = s.last_fired_at;
+        let message = match &f.message {
+            Some(m) => {
+                s.execution_count += 1;
+                s.last_fired_at = Some(f.at);
+                Some(EncodedMessage::new(m.clone(), f.at)?)
+            }
+            None => None,
+        };
+        s.missed_count += f.missed;
+        s.next_fire_at = f.next_fire_at;
+        s.status = f.status;
+        s.last_error = f.last_error.clone().or(s.last_error);
+        s.version += 1;
+        s.updated_date = f.at;
+        let body = encode(&s)?;
+        Ok(Self { expected, after: s, body, message, last_fired_before, at: f.at })
+    }
+
+    /// Apply inside the writer's transaction (the caller isolates it in a savepoint).
+    fn apply(self, ctx: &mut WriteCtx<'_>) -> StoreResult<FireOutcome> {
+        let tx = ctx.tx;
+        let Self { expected, after: mut s, body, message, last_fired_before, at } = self;
+        // Version check and schedule update in one statement; the message below is only
+        // written if this matched (and any error rolls both back).
+        if update_encoded(tx, &s, &body, expected)? == 0 {
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM schedules WHERE id = ?1")
+                .map_err(sql)?
+                .query_row([s.id.as_str()], |_| Ok(()))
+                .optional()
+                .map_err(sql)?;
+            return match exists {
+                Some(()) => Ok(FireOutcome::Stale),
+                None => Err(StoreError::NotFound(format!("schedule {}", s.id))),
+            };
+        }
+        let message = match message {
+            None => None,
+            Some(m) => match submit_encoded(ctx, m, at)? {
+                Submitted::Created(m) => Some(m),
+                Submitted::Existing(m) => {
+                    // An earlier attempt created this occurrence's message: not a new
+                    // execution. Rewrite the row without the counters bumped above.
+                    s.execution_count -= 1;
+                    s.last_fired_at = last_fired_before;
+                    update_encoded(tx, &s, &encode(&s)?, s.version)?;
+                    Some(m)
+                }
+            },
+        };
+        Ok(FireOutcome::Applied { schedule: Box::new(s), message })
+    }
 }
 
 #[async_trait]
@@ -184,45 +266,57 @@ impl ScheduleStore for LocalStore {
     }
 
     async fn fire(&self, firing: &Firing) -> StoreResult<FireOutcome> {
-        let f = firing.clone();
-        self.db
-            .write(move |ctx| {
-                let expected = f.schedule.version;
-                let stored: Option<i64> = ctx
-                    .tx
-                    .prepare_cached("SELECT version FROM schedules WHERE id = ?1")
-                    .map_err(sql)?
-                    .query_row([f.schedule.id.as_str()], |r| r.get(0))
-                    .optional()
-                    .map_err(sql)?;
-                match stored {
-                    None => return Err(StoreError::NotFound(format!("schedule {}", f.schedule.id))),
-                    Some(v) if v as u64 != expected => return Ok(FireOutcome::Stale),
-                    Some(_) => {}
-                }
-                // Same version, same content: the planned copy is the stored schedule.
-                let mut s = *f.schedule;
-                let message = match f.message {
-                    Some(m) => match submit_in_tx(ctx, m, f.at)? {
-                        Submitted::Created(m) => {
-                            s.execution_count += 1;
-                            s.last_fired_at = Some(f.at);
-                            Some(m)
-                        }
-                        Submitted::Existing(m) => Some(m),
-                    },
-                    None => None,
-                };
-                s.missed_count += f.missed;
-                s.next_fire_at = f.next_fire_at;
-                s.status = f.status;
-                s.last_error = f.last_error.or(s.last_error);
-                s.version += 1;
-                s.updated_date = f.at;
-                write_row(ctx.tx, &s, Some(expected))?;
-                Ok(FireOutcome::Applied { schedule: Box::new(s), message })
-            })
+        self.fire_many(std::slice::from_ref(firing))
             .await
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Unavailable("no outcome for the firing".into())))
+    }
+
+    async fn fire_many(&self, firings: &[Firing]) -> Vec<StoreResult<FireOutcome>> {
+        self.fire_many_after(firings, Box::pin(std::future::ready(()))).await
+    }
+
+    async fn fire_many_after(&self, firings: &[Firing], gate: Gate) -> Vec<StoreResult<FireOutcome>> {
+        // Encode on the caller's task (in parallel with the writer thread, and before the
+        // gate opens), then apply the whole batch as ONE writer job: one savepoint per
+        // firing, one group commit.
+        let mut out: Vec<Option<StoreResult<FireOutcome>>> = Vec::with_capacity(firings.len());
+        let mut batch = Vec::with_capacity(firings.len());
+        for (i, f) in firings.iter().enumerate() {
+            match PreparedFiring::new(f) {
+                Ok(p) => {
+                    batch.push((i, p));
+                    out.push(None);
+                }
+                Err(e) => out.push(Some(Err(e))),
+            }
+        }
+        gate.await;
+        if !batch.is_empty() {
+            let sent: Vec<usize> = batch.iter().map(|(i, _)| *i).collect();
+            let applied = self
+                .db
+                .write_parts(move |ctx| {
+                    Ok(batch.into_iter().map(|(i, p)| (i, ctx.isolated(|ctx| p.apply(ctx)))).collect::<Vec<_>>())
+                })
+                .await;
+            match applied {
+                Ok(results) => {
+                    for (i, r) in results {
+                        out[i] = Some(r);
+                    }
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    for i in sent {
+                        out[i] = Some(Err(StoreError::Unavailable(e.clone())));
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(StoreError::Unavailable("the database writer dropped a firing".into()))))
+            .collect()
     }
 
     async fn acquire_engine_lease(&self, owner: &str, ttl: Duration) -> StoreResult<bool> {

@@ -324,3 +324,42 @@ async fn no_double_fire_across_restart_or_with_two_engines() {
     assert_eq!(unique.len(), times.len(), "an occurrence fired twice: {times:?}");
     assert!(times.len() >= 4);
 }
+
+#[tokio::test(start_paused = true)]
+async fn look_ahead_never_fires_early_and_a_change_in_between_is_re_planned() {
+    let r = rig(utc(2026, 1, 1, 0, 0));
+    let s = r.create("at(2026-01-01T09:00:00)", "UTC").await;
+    let due = utc(2026, 1, 1, 9, 0);
+    let _e = r.start_engine("a");
+    // Inside the look-ahead window the batch is read and planned; nothing is committed.
+    advance_to(&r.clock, due - chrono::Duration::milliseconds(50)).await;
+    assert!(r.store.messages().is_empty());
+    // Another process changes the schedule (no wake-up): the planned firing is now stale.
+    let mut changed = r.store.get_schedule(&s.id).await.unwrap().unwrap();
+    changed.target = json!({"payload": {"message": "changed"}}).as_object().unwrap().clone();
+    r.store.update_schedule(&changed, changed.version).await.unwrap();
+    advance_to(&r.clock, due - chrono::Duration::milliseconds(1)).await;
+    assert!(r.store.messages().is_empty(), "nothing is committed before its instant");
+    advance_to(&r.clock, utc(2026, 1, 1, 9, 1)).await;
+    let m = r.store.messages();
+    assert_eq!(m.len(), 1, "fired once");
+    assert_eq!(m[0].payload["message"], "changed", "re-planned from the changed schedule");
+    assert_eq!(m[0].created_date, due, "stamped with the due instant, not the planning time");
+    let after = r.store.get_schedule(&s.id).await.unwrap().unwrap();
+    assert_eq!((after.status, after.last_fired_at, after.execution_count), (ScheduleStatus::Completed, Some(due), 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_due_together_fires_together_at_its_instant() {
+    let r = rig(utc(2026, 1, 1, 0, 0));
+    for _ in 0..50 {
+        r.create("cron(0 6 * * ? *)", "UTC").await;
+    }
+    let _e = r.start_engine("a");
+    advance_to(&r.clock, utc(2026, 1, 1, 6, 0) - chrono::Duration::milliseconds(1)).await;
+    assert!(r.store.messages().is_empty());
+    advance_to(&r.clock, utc(2026, 1, 2, 5, 0)).await;
+    let m = r.store.messages();
+    assert_eq!(m.len(), 50);
+    assert!(m.iter().all(|m| m.created_date == utc(2026, 1, 1, 6, 0)));
+}

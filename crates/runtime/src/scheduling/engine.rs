@@ -7,6 +7,14 @@
 //! transaction, conditional on the schedule's version: two engines racing on one
 //! database, or a restart mid-firing, can never produce two messages for one occurrence.
 //!
+//! Look-ahead: when the next due time is less than [`EngineConfig::lookahead`] away, the
+//! engine reads and plans what will be due then *before* it (planned as of the due
+//! instant: the message's `created_date` and the schedule's `last_fired_at` are that
+//! instant) and hands it to `ScheduleStore::fire_many_after` with a gate that opens at
+//! the instant: the store encodes the batch meanwhile, so at the instant only the writes
+//! remain. Nothing is committed before its due time, and a schedule changed in between
+//! fails the version check (`Stale`) and is re-planned.
+//!
 //! Retry policy: if the store cannot take a firing, the schedule stays due and is retried
 //! with backoff up to `maximum_retry_attempts`; past that, or past the maximum event age,
 //! the occurrence is recorded as missed with the error on the schedule.
@@ -19,7 +27,7 @@ use async_trait::async_trait;
 use rez_core::ScheduleId;
 use rez_core::clock::Clock;
 use rez_core::message::{CreatedBy, Message};
-use rez_core::ports::{FireOutcome, Firing, ScheduleEngine, ScheduleStore, StoreResult};
+use rez_core::ports::{FireOutcome, Firing, Gate, ScheduleEngine, ScheduleStore, StoreResult};
 use rez_core::schedules::{ActionAfterCompletion, Schedule, ScheduleStatus, due_at, plan_firing};
 use rez_core::time::Timestamp;
 use tokio::sync::Notify;
@@ -66,6 +74,8 @@ pub struct EngineConfig {
     pub renew_every: Duration,
     /// Schedules fired per batch.
     pub batch: usize,
+    /// How long before a due instant the schedules due then are read and planned.
+    pub lookahead: Duration,
 }
 
 impl EngineConfig {
@@ -75,6 +85,7 @@ impl EngineConfig {
             lease_ttl: Duration::from_secs(15),
             renew_every: Duration::from_secs(5),
             batch: 1024,
+            lookahead: Duration::from_millis(200),
         }
     }
 }
@@ -136,18 +147,8 @@ impl Engine {
             let now = self.clock.now();
             let due = self.store.due_schedules(now, self.config.batch).await?;
             let n = due.len();
-            // Plan every due schedule, apply the firings concurrently (the store folds them
-            // into a few group commits instead of one fsync each), then settle each outcome.
             let planned: Vec<Planned> = due.iter().map(|s| self.plan(s, now)).collect();
-            let store = self.store.clone();
-            let outcomes = futures::future::join_all(planned.iter().map(|p| {
-                let store = store.clone();
-                async move { store.fire(&p.firing).await }
-            }))
-            .await;
-            for ((s, p), outcome) in due.iter().zip(planned).zip(outcomes) {
-                retry_soon |= !self.settle(s, p, outcome).await;
-            }
+            retry_soon |= self.fire_batch(due, planned, None).await;
             if n < self.config.batch {
                 break;
             }
@@ -155,11 +156,66 @@ impl Engine {
         if retry_soon {
             return Ok(Duration::from_millis(250));
         }
-        let until_next = match self.store.next_due().await? {
-            Some(next) => (next - self.clock.now()).to_std().unwrap_or(Duration::ZERO),
-            None => self.config.renew_every,
+        let Some(next) = self.store.next_due().await? else {
+            return Ok(self.config.renew_every);
         };
-        Ok(until_next.min(self.config.renew_every))
+        let until_next = self.until(next);
+        if until_next > self.config.lookahead {
+            return Ok((until_next - self.config.lookahead).min(self.config.renew_every));
+        }
+        if !until_next.is_zero() {
+            // Look-ahead: read and plan what is due at `next` now, as of `next`; the store
+            // encodes it while the gate waits, and applies it once the clock reads `next`.
+            // (A change or a shutdown in the meantime waits at most `lookahead`; a schedule
+            // changed in between is `Stale` and re-planned on the next tick.)
+            let due = self.store.due_schedules(next, self.config.batch).await?;
+            let planned: Vec<Planned> = due.iter().map(|s| self.plan(s, next)).collect();
+            if self.fire_batch(due, planned, Some(self.gate(next))).await {
+                return Ok(Duration::from_millis(250));
+            }
+        }
+        // Tick again now: more may be due, and the lease is renewed on the way.
+        Ok(Duration::ZERO)
+    }
+
+    /// Time from now until `t` (zero if it has passed).
+    fn until(&self, t: Timestamp) -> Duration {
+        (t - self.clock.now()).to_std().unwrap_or(Duration::ZERO)
+    }
+
+    /// Resolves once the clock reads `t` or later (timers may round; the clock decides).
+    fn gate(&self, t: Timestamp) -> Gate {
+        let clock = self.clock.clone();
+        Box::pin(async move {
+            loop {
+                let d = (t - clock.now()).to_std().unwrap_or(Duration::ZERO);
+                if d.is_zero() {
+                    return;
+                }
+                tokio::time::sleep(d).await;
+            }
+        })
+    }
+
+    /// Apply planned firings in one `fire_many` (the store folds them into one commit),
+    /// after `gate` if given, then settle each outcome. Returns true if any must be
+    /// retried soon.
+    async fn fire_batch(&mut self, due: Vec<Schedule>, planned: Vec<Planned>, gate: Option<Gate>) -> bool {
+        if planned.is_empty() {
+            return false;
+        }
+        let (firings, meta): (Vec<Firing>, Vec<(Option<Timestamp>, u64)>) =
+            planned.into_iter().map(|p| (p.firing, (p.fire, p.missed))).unzip();
+        let outcomes = match gate {
+            Some(gate) => self.store.fire_many_after(&firings, gate).await,
+            None => self.store.fire_many(&firings).await,
+        };
+        debug_assert_eq!(outcomes.len(), firings.len(), "fire_many returns one outcome per firing");
+        let mut retry_soon = false;
+        for (((s, firing), (fire, missed)), outcome) in due.iter().zip(firings).zip(meta).zip(outcomes) {
+            retry_soon |= !self.settle(s, Planned { firing, fire, missed }, outcome).await;
+        }
+        retry_soon
     }
 
     /// What to apply for one due schedule.

@@ -1,0 +1,171 @@
+//! `ScheduleStore::fire_many` on SQLite: a batch is one writer job, but every firing in it
+//! stands alone (its own savepoint), and a batch replayed after a restart fires nothing
+//! twice.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rez_core::clock::{Clock, SystemClock};
+use rez_core::message::{CreatedBy, Message};
+use rez_core::ports::*;
+use rez_core::schedule_spec::ScheduleSpec;
+use rez_core::schedules::{Schedule, ScheduleStatus};
+use rez_core::time::Timestamp;
+use rez_core::{ScheduleId, Stage};
+use rez_local::{LocalStore, QueueConfig};
+
+fn open(path: &Path) -> LocalStore {
+    LocalStore::open(path, Arc::new(SystemClock), QueueConfig::default()).expect("open")
+}
+
+fn schedule(name: &str) -> Schedule {
+    let spec = ScheduleSpec::from_json(
+        &serde_json::json!({"name": name, "schedule_expression": "rate(1 hour)", "target_type": "notify",
+                            "target": {"payload": {"message": name}}}),
+        Stage::Dev,
+    )
+    .expect("spec");
+    let now = SystemClock.now();
+    let mut s = Schedule {
+        id: ScheduleId::new(now),
+        name: spec.name,
+        description: None,
+        schedule_expression: spec.schedule_expression,
+        timezone: spec.timezone,
+        start_date: None,
+        end_date: None,
+        flexible_time_window_minutes: 0,
+        retry_policy: spec.retry_policy,
+        action_after_completion: spec.action_after_completion,
+        target_type: spec.target_type,
+        target: spec.target,
+        stage: Stage::Dev,
+        status: ScheduleStatus::Active,
+        next_fire_at: None,
+        last_fired_at: None,
+        execution_count: 0,
+        missed_count: 0,
+        last_error: None,
+        created_by: CreatedBy::Api,
+        created_date: now,
+        updated_date: now,
+        version: 1,
+    };
+    s.next_fire_at = s.next_after(now);
+    s
+}
+
+fn firing(s: &Schedule, at: Timestamp) -> Firing {
+    let new = s.message_for(at).expect("target");
+    Firing {
+        schedule: Box::new(s.clone()),
+        message: Some(Message::create(new, CreatedBy::Scheduler, at)),
+        missed: 0,
+        next_fire_at: s.next_after(at),
+        status: s.status,
+        last_error: None,
+        at,
+    }
+}
+
+async fn scheduler_messages(store: &LocalStore) -> Vec<Message> {
+    store
+        .list_messages(&MessageFilter { created_by: Some(CreatedBy::Scheduler), limit: 100, ..Default::default() })
+        .await
+        .unwrap()
+        .items
+}
+
+#[tokio::test]
+async fn one_stale_missing_or_failing_firing_does_not_affect_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("rez.db"));
+    let (a, b, c, d) = (schedule("a"), schedule("b"), schedule("c"), schedule("d"));
+    for s in [&a, &b, &c, &d] {
+        store.insert_schedule(s).await.unwrap();
+    }
+    let missing = schedule("never stored");
+    // `b` changes after it was planned: its firing is stale.
+    let mut renamed = b.clone();
+    renamed.name = "b2".into();
+    store.update_schedule(&renamed, 1).await.unwrap();
+    let at = a.next_fire_at.unwrap();
+    let fa = firing(&a, at);
+    // `c`'s message reuses `a`'s id: its insert fails after its schedule row and key were
+    // written, so its savepoint must undo both.
+    let mut fc = firing(&c, at);
+    fc.message.as_mut().unwrap().id = fa.message.as_ref().unwrap().id.clone();
+    let batch = [fa.clone(), firing(&b, at), firing(&missing, at), fc, firing(&d, at)];
+
+    let out = store.fire_many(&batch).await;
+    assert_eq!(out.len(), 5, "one outcome per firing, in order");
+    let Ok(FireOutcome::Applied { schedule: after_a, message: Some(ma) }) = &out[0] else {
+        panic!("a applies: {:?}", out[0]);
+    };
+    assert_eq!((after_a.version, after_a.execution_count, after_a.last_fired_at), (2, 1, Some(at)));
+    assert!(matches!(out[1], Ok(FireOutcome::Stale)), "{:?}", out[1]);
+    assert!(matches!(out[2], Err(StoreError::NotFound(_))), "{:?}", out[2]);
+    assert!(matches!(out[3], Err(StoreError::Conflict(_))), "{:?}", out[3]);
+    assert!(matches!(out[4], Ok(FireOutcome::Applied { message: Some(_), .. })), "{:?}", out[4]);
+
+    // What the store holds matches the outcomes.
+    assert_eq!(store.get_schedule(&a.id).await.unwrap().unwrap(), **after_a);
+    assert_eq!(store.get_schedule(&b.id).await.unwrap().unwrap().version, 2, "only the update");
+    let c_now = store.get_schedule(&c.id).await.unwrap().unwrap();
+    assert_eq!((c_now.version, c_now.execution_count), (1, 0), "the failed firing left no trace");
+    assert_eq!(store.get_schedule(&d.id).await.unwrap().unwrap().execution_count, 1);
+    let msgs = scheduler_messages(&store).await;
+    assert_eq!(msgs.len(), 2);
+    assert!(msgs.iter().any(|m| m.id == ma.id && m.payload["message"] == "a"));
+    // The failed firing's idempotency key was rolled back too: a retry creates its message.
+    let Ok(FireOutcome::Applied { message: Some(mc), .. }) = store.fire(&firing(&c, at)).await else {
+        panic!("c fires on retry");
+    };
+    assert_eq!(mc.payload["message"], "c");
+    assert_eq!(scheduler_messages(&store).await.len(), 3);
+    // All three queued for delivery.
+    let q = store.stats().await.unwrap();
+    assert_eq!(q.iter().find(|s| s.queue == rez_core::QueueName::Notifications).unwrap().depth, 3);
+}
+
+#[tokio::test]
+async fn a_batch_replayed_across_a_restart_fires_each_occurrence_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rez.db");
+    let schedules: Vec<Schedule> = (0..20).map(|i| schedule(&format!("s{i}"))).collect();
+    let at = schedules[0].next_fire_at.unwrap();
+    let plans: Vec<Firing> = schedules.iter().map(|s| firing(s, at)).collect();
+    let first = {
+        let store = open(&path);
+        for s in &schedules {
+            store.insert_schedule(s).await.unwrap();
+        }
+        let out = store.fire_many(&plans).await;
+        assert!(out.iter().all(|o| matches!(o, Ok(FireOutcome::Applied { message: Some(_), .. }))));
+        scheduler_messages(&store).await
+    };
+    assert_eq!(first.len(), 20);
+
+    // "Restart": a new process on the same database.
+    let store = open(&path);
+    // The same plans again (an engine that crashed after the commit): all stale.
+    let out = store.fire_many(&plans).await;
+    assert!(out.iter().all(|o| matches!(o, Ok(FireOutcome::Stale))), "{out:?}");
+    // Re-planned from the stored versions, the same occurrences map to the same messages,
+    // and the counters are not bumped twice.
+    let mut replanned = Vec::new();
+    for s in &schedules {
+        let stored = store.get_schedule(&s.id).await.unwrap().unwrap();
+        let mut f = firing(&stored, at);
+        f.at = at + chrono::TimeDelta::seconds(1);
+        replanned.push(f);
+    }
+    let out = store.fire_many(&replanned).await;
+    for o in &out {
+        let Ok(FireOutcome::Applied { schedule, message: Some(m) }) = o else { panic!("{o:?}") };
+        assert!(first.iter().any(|f| f.id == m.id), "an occurrence got a second message");
+        assert_eq!((schedule.version, schedule.execution_count, schedule.last_fired_at), (3, 1, Some(at)));
+        assert_eq!(store.get_schedule(&schedule.id).await.unwrap().unwrap(), **schedule);
+    }
+    assert_eq!(scheduler_messages(&store).await.len(), 20);
+}
