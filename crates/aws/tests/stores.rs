@@ -160,59 +160,10 @@ async fn a_key_failed_before_any_intent_admits_one_later() {
 
 // ------------------------------------------------------------------------ schedules
 
-use rez_core::message::{CreatedBy, Message, Stage};
-use rez_core::ports::{FireOutcome, Firing, MessageStore, ScheduleFilter, ScheduleStore, StoreError};
+use rez_core::ports::{FireOutcome, MessageStore, ScheduleFilter, ScheduleStore, StoreError};
 use rez_core::schedules::{Schedule, ScheduleStatus, TargetType};
 
-fn schedule(name: &str, expr: &str) -> Schedule {
-    let spec = rez_core::schedule_spec::ScheduleSpec::from_json(
-        &serde_json::json!({"name": name, "schedule_expression": expr, "target_type": "notify",
-            "target": {"payload": {"message": name}}}),
-        Stage::Dev,
-    )
-    .expect("spec");
-    let t = now();
-    let mut s = Schedule {
-        id: rez_core::ScheduleId::new(t),
-        name: spec.name,
-        description: None,
-        schedule_expression: spec.schedule_expression,
-        timezone: spec.timezone,
-        start_date: None,
-        end_date: None,
-        flexible_time_window_minutes: 0,
-        retry_policy: spec.retry_policy,
-        action_after_completion: spec.action_after_completion,
-        target_type: spec.target_type,
-        target: spec.target,
-        stage: Stage::Dev,
-        status: ScheduleStatus::Active,
-        next_fire_at: None,
-        last_fired_at: None,
-        execution_count: 0,
-        missed_count: 0,
-        last_error: None,
-        created_by: CreatedBy::Api,
-        created_date: t,
-        updated_date: t,
-        version: 1,
-    };
-    s.next_fire_at = s.next_after(t - chrono::TimeDelta::milliseconds(1));
-    s
-}
-
-fn firing_of(s: &Schedule, at: rez_core::time::Timestamp) -> Firing {
-    let new = s.message_for(at).expect("target");
-    Firing {
-        schedule: Box::new(s.clone()),
-        message: Some(Message::create(new, CreatedBy::Scheduler, now())),
-        missed: 0,
-        next_fire_at: s.next_after(at),
-        status: s.status,
-        last_error: None,
-        at: now(),
-    }
-}
+use rez_port_suite::{firing_of, schedule};
 
 async fn list_all(s: &AwsStore, mut filter: ScheduleFilter) -> Vec<Schedule> {
     let mut out = Vec::new();

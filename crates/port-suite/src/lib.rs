@@ -333,7 +333,9 @@ pub async fn api_keys_store_hashes_and_revoke(s: Arc<dyn Store>) {
     assert_eq!(s.list_keys().await.unwrap().len(), 1);
 }
 
-fn schedule(name: &str, expr: &str) -> rez_core::schedules::Schedule {
+/// An active `notify` schedule named `name`, due at its first occurrence (fixture shared
+/// with adapter-specific tests).
+pub fn schedule(name: &str, expr: &str) -> rez_core::schedules::Schedule {
     use rez_core::schedule_spec::ScheduleSpec;
     let spec = ScheduleSpec::from_json(
         &serde_json::json!({"name": name, "schedule_expression": expr, "target_type": "notify", "target": {"payload": {"message": name}}}),
@@ -370,7 +372,8 @@ fn schedule(name: &str, expr: &str) -> rez_core::schedules::Schedule {
     s
 }
 
-fn firing_of(s: &rez_core::schedules::Schedule, at: rez_core::time::Timestamp) -> Firing {
+/// The firing of `s`'s occurrence at `at`, planned from `s` as it is.
+pub fn firing_of(s: &rez_core::schedules::Schedule, at: rez_core::time::Timestamp) -> Firing {
     let new = s.message_for(at).expect("target");
     Firing {
         schedule: Box::new(s.clone()),
