@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR=never
 
-# AWS tooling (moto, cfn-lint, cargo-lambda) in .tools/aws-venv.
+# AWS tooling (moto, cfn-lint) in .tools/aws-venv.
 scripts/aws-tools.sh
 AWS_BIN=$PWD/.tools/aws-venv/bin
 

@@ -1,8 +1,8 @@
 //! Ports: the traits every deployment implements. `rez-runtime` only ever talks to these;
 //! `rez-local` implements them on SQLite and the AWS adapter on DynamoDB/SNS/SQS.
 //!
-//! The suite in `rez-local/tests/port_suite` (exported as `rez_testkit::port_suite`)
-//! is written against these traits only, so every adapter runs the same checks.
+//! The suite in the `rez-port-suite` crate (`port_suite!`) is written against these traits
+//! only, so every adapter runs the same checks.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@
 //!
 //! `cargo run --release -p rez-lambda --example lambda_init -- <bootstrap> [runs]`
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/lambda/common.rs"]
 mod common;
 
 use std::time::Instant;

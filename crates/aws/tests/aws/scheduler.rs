@@ -5,7 +5,7 @@
 //! only; what a firing delivers is parsed by `parse_firing` (unit tests in the module)
 //! and firing itself is tested in-process.
 
-mod common;
+use crate::common;
 
 use chrono::{TimeDelta, TimeZone, Timelike, Utc};
 use rez_aws::scheduler::{EXECUTION_ID_PLACEHOLDER, EventBridgeEngine, SCHEDULED_TIME_PLACEHOLDER, parse_firing};

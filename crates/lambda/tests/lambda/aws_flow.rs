@@ -2,7 +2,7 @@
 //! against a fake Lambda Runtime API, over the template's resources on moto, with fake
 //! ntfy and NOAA. SQS event batches are what moto's queues really delivered.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

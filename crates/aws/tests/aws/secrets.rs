@@ -1,7 +1,7 @@
 //! The Secrets Manager secret store against moto: naming under the stage prefix, the
 //! put/get/list/delete round trip, and the TTL cache.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

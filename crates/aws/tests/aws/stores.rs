@@ -2,7 +2,7 @@
 //! ledger) on moto, beyond the shared port suite: the item layouts the listings and
 //! indexes rely on, optimistic concurrency, racing firings, lease expiry, pagination.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

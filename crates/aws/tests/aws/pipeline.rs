@@ -2,7 +2,7 @@
 //! SNS fan-out puts on SQS, receive counts net of releases, the DLQ copy, the Lambda
 //! record path, the idempotency window and the sweeper.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! performs, so the test delivers the target input the way EventBridge would, with the
 //! context attributes substituted — becomes exactly one message, even when redelivered.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The template's resources come up on moto with the names the adapters expect, and with
 //! the queue settings and subscriptions the template gives AWS.
 
-mod common;
+use crate::common;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use rez_aws::provision::{function_specs, queue_specs};

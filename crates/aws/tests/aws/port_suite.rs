@@ -1,7 +1,7 @@
 //! The shared port suite against the AWS adapters, on moto server: the same checks the
 //! SQLite adapter passes.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

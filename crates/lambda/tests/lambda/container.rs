@@ -3,7 +3,7 @@
 //! consumers in one process against it (`AWS_ENDPOINT_URL`). A notification posted to
 //! the API reaches (fake) ntfy through SNS and SQS with no Lambda involved.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;
