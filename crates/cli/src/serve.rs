@@ -54,6 +54,9 @@ impl Server {
         let services = wiring::services(&config, &store, engine.clone())?;
         // Take our lease first: a restart reclaims a dead predecessor's work from here on.
         store.heartbeat().await.context("registering the process lease")?;
+        // Commits by other processes (the `rez` CLI) wake the workers and the engine.
+        let cross_process = store.db().listen_for_other_processes();
+        tracing::debug!(cross_process, "listening for other processes' writes");
 
         let shutdown = CancellationToken::new();
         // One worker pool per queue; each drains on shutdown within the grace period.
@@ -85,6 +88,13 @@ impl Server {
             services.metrics.clone(),
             EngineConfig::new(store.instance_id()),
         );
+        let engine_wake = engine.waker();
+        let mut external = store.db().subscribe_external();
+        let forward = tokio::spawn(async move {
+            while external.changed().await.is_ok() {
+                engine_wake.notify_one();
+            }
+        });
         workers.push(tokio::spawn(scheduler.run(engine.waker(), shutdown.clone())));
 
         let maintenance = tokio::spawn(maintain(store.clone(), shutdown.clone()));
@@ -108,6 +118,7 @@ impl Server {
                 let _ = w.await;
             }
             maintenance.abort();
+            forward.abort();
             if let Err(e) = store_for_exit.resign().await {
                 tracing::warn!(error = %e, "could not resign the process lease");
             }
@@ -134,20 +145,20 @@ impl Server {
     }
 }
 
-/// Lease heartbeat (reclaims the in-flight work of dead processes) and queue retention.
+/// The process lease (renewed, and dead processes' work reclaimed, only while work is in
+/// flight: see `rez_local::lease`) and queue retention.
 async fn maintain(store: LocalStore, shutdown: CancellationToken) {
-    let mut heartbeat = tokio::time::interval(rez_local::lease::HEARTBEAT_EVERY);
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    use rez_local::lease::{HEARTBEAT_EVERY, IDLE_CHECK_EVERY};
     let mut retention = tokio::time::interval(Duration::from_secs(600));
     retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_lease = tokio::time::Instant::now();
+    let mut busy = true;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = heartbeat.tick() => {
-                if let Err(e) = store.heartbeat().await {
-                    tracing::error!(error = %e, "lease heartbeat failed");
-                }
-            }
+            // Idle: taking work starts the heartbeat at once. Busy: the tick paces it.
+            _ = store.work_taken(), if !busy => {}
+            _ = tokio::time::sleep_until(next_lease) => {}
             _ = retention.tick() => {
                 match store.enforce_retention().await {
                     Ok(0) => {}
@@ -159,8 +170,17 @@ async fn maintain(store: LocalStore, shutdown: CancellationToken) {
                     Ok(n) => tracing::info!(purged = n, "expired web-action results removed"),
                     Err(e) => tracing::error!(error = %e, "result purge failed"),
                 }
+                continue;
             }
         }
+        busy = match store.lease_tick().await {
+            Ok(busy) => busy,
+            Err(e) => {
+                tracing::error!(error = %e, "lease heartbeat failed");
+                true
+            }
+        };
+        next_lease = tokio::time::Instant::now() + if busy { HEARTBEAT_EVERY } else { IDLE_CHECK_EVERY };
     }
 }
 

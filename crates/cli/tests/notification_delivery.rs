@@ -162,6 +162,26 @@ async fn redelivery_after_a_worker_dies_does_not_push_twice() {
     server.shutdown().await.unwrap();
 }
 
+/// `rez send` and the other CLI commands write to the database from another process; the
+/// idle server hears of it through the wake socket, not at its next idle poll (30 s).
+#[tokio::test]
+async fn a_notification_queued_by_another_process_is_delivered_at_once() {
+    let mut t = TestServer::start().await;
+    // Let the workers go idle first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let config = common::config(t.dir.path().to_path_buf(), Some(&t.ntfy));
+    let cli = rez_cli::wiring::open_store(&config).unwrap();
+    let services = rez_cli::wiring::services(&config, &cli, Default::default()).unwrap();
+    let new =
+        NewMessage::from_json(&json!({"message_type": "notify", "payload": {"message": "from the CLI"}}), Stage::Dev)
+            .unwrap();
+    let m = rez_runtime::intake::submit(&services, new, CreatedBy::Cli).await.unwrap().into_message();
+    let done = t.wait_message(m.id.as_str(), Duration::from_secs(5), |m| m["status"] == "completed").await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(t.ntfy.received()[0].message, "from the CLI");
+    t.stop().await;
+}
+
 /// Shutdown waits for in-flight work: a slow push that started before the signal
 /// finishes and is recorded.
 #[tokio::test]

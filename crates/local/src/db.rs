@@ -9,7 +9,8 @@
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rez_core::ports::{StoreError, StoreResult};
@@ -18,6 +19,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::migrations;
+use crate::wake;
 
 /// Most jobs folded into one commit.
 const MAX_GROUP: usize = 1024;
@@ -94,6 +96,20 @@ struct Shared {
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
     wakers: Vec<(QueueName, watch::Sender<u64>)>,
+    /// Bumped when another process says it committed (see [`crate::wake`]).
+    external: watch::Sender<u64>,
+    /// This process listens on the wake socket; it does not poke it after its commits.
+    listening: AtomicBool,
+    listener: OnceLock<wake::Listener>,
+}
+
+impl Shared {
+    fn wake_all(&self) {
+        for (_, tx) in &self.wakers {
+            tx.send_modify(|v| *v = v.wrapping_add(1));
+        }
+        self.external.send_modify(|v| *v = v.wrapping_add(1));
+    }
 }
 
 /// Cheap to clone; all clones share the writer thread and the reader pool.
@@ -117,7 +133,14 @@ impl Db {
         migrations::run(&mut writer, path)?;
 
         let wakers = QueueName::ALL.iter().map(|q| (*q, watch::channel(0u64).0)).collect();
-        let shared = Arc::new(Shared { path: path.to_owned(), readers: Mutex::new(Vec::new()), wakers });
+        let shared = Arc::new(Shared {
+            path: path.to_owned(),
+            readers: Mutex::new(Vec::new()),
+            wakers,
+            external: watch::channel(0u64).0,
+            listening: AtomicBool::new(false),
+            listener: OnceLock::new(),
+        });
         let (jobs, rx) = mpsc::unbounded_channel();
         let for_thread = shared.clone();
         std::thread::Builder::new()
@@ -209,6 +232,36 @@ impl Db {
             .unwrap_or_else(|| watch::channel(0).1)
     }
 
+    /// Listen for other processes' commits to this database (`rez serve` does): each one
+    /// wakes every queue's consumers and [`Db::subscribe_external`]. Needs a tokio
+    /// runtime. False when another live process already listens (or the platform has no
+    /// Unix sockets); idle polls then notice other processes' writes.
+    pub fn listen_for_other_processes(&self) -> bool {
+        if self.shared.listener.get().is_some() {
+            return true;
+        }
+        let shared = Arc::downgrade(&self.shared);
+        let listener = wake::listen(&wake::socket_path(&self.shared.path), move || {
+            if let Some(s) = shared.upgrade() {
+                s.wake_all();
+            }
+        });
+        match listener {
+            Some(l) => {
+                let _ = self.shared.listener.set(l);
+                self.shared.listening.store(true, Ordering::Release);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A receiver that changes whenever another process signals a commit (only while
+    /// [`Db::listen_for_other_processes`] is on): schedules it created, for instance.
+    pub fn subscribe_external(&self) -> watch::Receiver<u64> {
+        self.shared.external.subscribe()
+    }
+
     /// A consistent snapshot of the whole database into `dest` (`VACUUM INTO`).
     pub async fn backup(&self, dest: PathBuf) -> StoreResult<()> {
         self.read(move |c| {
@@ -243,6 +296,8 @@ fn open_conn(path: &Path, writer: bool) -> Result<Connection, DbError> {
 
 fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, shared: Arc<Shared>) {
     let mut batch: Vec<Job> = Vec::with_capacity(64);
+    let mut poke = wake::Sender::default();
+    let wake_path = wake::socket_path(&shared.path);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_GROUP {
@@ -266,6 +321,10 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, share
                 if let Some((_, tx)) = shared.wakers.iter().find(|(n, _)| *n == q) {
                     tx.send_modify(|v| *v = v.wrapping_add(1));
                 }
+            }
+            // Tell a server sharing this database (if any) to look now.
+            if !shared.listening.load(Ordering::Acquire) {
+                poke.poke(&wake_path);
             }
         }
     }

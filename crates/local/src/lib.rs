@@ -18,6 +18,7 @@ mod queues;
 mod results;
 mod schedules;
 mod secrets;
+pub mod wake;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -40,6 +41,9 @@ pub struct LocalStore {
     pub(crate) instance: Arc<str>,
     /// Seals the secret store; see [`LocalStore::with_master_key`].
     pub(crate) master_key: Option<std::sync::Arc<MasterKey>>,
+    /// Signalled when this process takes deliveries, so an idle lease loop starts
+    /// renewing (see [`LocalStore::lease_tick`]).
+    pub(crate) work_taken: Arc<tokio::sync::Notify>,
 }
 
 impl LocalStore {
@@ -47,7 +51,7 @@ impl LocalStore {
     pub fn open(path: &Path, clock: Arc<dyn Clock>, config: QueueConfig) -> Result<Self, DbError> {
         let db = Db::open(path)?;
         let instance: Arc<str> = format!("inst_{}", ulid::Ulid::new()).into();
-        Ok(Self { db, clock, config, instance, master_key: None })
+        Ok(Self { db, clock, config, instance, master_key: None, work_taken: Arc::new(tokio::sync::Notify::new()) })
     }
 
     pub fn db(&self) -> &Db {

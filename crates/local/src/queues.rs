@@ -100,7 +100,8 @@ impl Queues for LocalStore {
         let now = self.clock.now();
         let owner = self.instance.clone();
         let vis_ms = i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX / 2);
-        self.db
+        let taken = self
+            .db
             .write(move |ctx| {
                 let tx = ctx.tx;
                 let now_ms = now.timestamp_millis();
@@ -151,9 +152,18 @@ impl Queues for LocalStore {
                     .map_err(sql)?;
                     out.push(Delivery { queue, receipt, message: m, receive_count: count + 1 });
                 }
+                if !out.is_empty() {
+                    // Our lease may have lapsed while idle; it must be live before the
+                    // work it protects is visible as ours.
+                    crate::lease::renew(tx, &owner, now_ms)?;
+                }
                 Ok(out)
             })
-            .await
+            .await;
+        if matches!(&taken, Ok(d) if !d.is_empty()) {
+            self.work_taken.notify_one();
+        }
+        taken
     }
 
     async fn complete(&self, d: &Delivery) -> StoreResult<()> {
@@ -206,6 +216,8 @@ impl Queues for LocalStore {
                 if primary && let Some(mut m) = load_message(tx, id)? {
                     set_status(tx, &mut m, Status::Failed, Some(&error), true, now)?;
                 }
+                // An idle consumer sleeps until the earliest item is due: this one now is.
+                ctx.wake(d.queue);
                 Ok(FailOutcome::Retrying { visible_at })
             })
             .await

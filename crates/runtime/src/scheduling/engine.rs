@@ -69,9 +69,14 @@ pub struct EngineConfig {
     /// This engine's name in the lease table.
     pub owner: String,
     pub lease_ttl: Duration,
-    /// Wake at least this often to renew the lease (and to notice schedules changed by
-    /// another process sharing the database).
+    /// While another engine holds the lease, try to take it over this often.
     pub renew_every: Duration,
+    /// While this engine holds the lease and nothing is due sooner, sleep at most this
+    /// long. The lease is not renewed while idle (no write between fires): it is taken
+    /// again, a write, on the tick before the next firing. Schedule changes wake the
+    /// engine at once ([`LocalEngine`]; other processes' through the store's wake
+    /// socket); this is only the safety net.
+    pub idle_wake: Duration,
     /// Schedules fired per batch.
     pub batch: usize,
     /// How long before a due instant the schedules due then are read and planned.
@@ -84,6 +89,7 @@ impl EngineConfig {
             owner: owner.into(),
             lease_ttl: Duration::from_secs(15),
             renew_every: Duration::from_secs(5),
+            idle_wake: Duration::from_secs(60),
             batch: 1024,
             lookahead: Duration::from_millis(200),
         }
@@ -157,11 +163,11 @@ impl Engine {
             return Ok(Duration::from_millis(250));
         }
         let Some(next) = self.store.next_due().await? else {
-            return Ok(self.config.renew_every);
+            return Ok(self.config.idle_wake);
         };
         let until_next = self.until(next);
         if until_next > self.config.lookahead {
-            return Ok((until_next - self.config.lookahead).min(self.config.renew_every));
+            return Ok((until_next - self.config.lookahead).min(self.config.idle_wake));
         }
         if !until_next.is_zero() {
             // Look-ahead: read and plan what is due at `next` now, as of `next`; the store

@@ -19,13 +19,17 @@ use tokio_util::sync::CancellationToken;
 use super::Handler;
 use crate::metrics::{Metrics, Outcome};
 
+/// The default [`PoolConfig::idle_poll`].
+pub const IDLE_POLL: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     pub queue: QueueName,
     pub concurrency: usize,
     pub visibility: Duration,
-    /// How long to sleep at most when idle before looking again (other processes' writes
-    /// do not wake us).
+    /// How long to sleep at most when idle before looking again. Commits to the queue
+    /// wake the pool at once (and, locally, so do other processes' commits through the
+    /// store's wake socket); this is only the safety net.
     pub idle_poll: Duration,
 }
 
@@ -35,7 +39,7 @@ impl PoolConfig {
             queue,
             concurrency: concurrency.max(1),
             visibility: rez_core::ports::DEFAULT_VISIBILITY,
-            idle_poll: Duration::from_secs(2),
+            idle_poll: IDLE_POLL,
         }
     }
 }
