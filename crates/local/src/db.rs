@@ -85,6 +85,9 @@ type RunJob = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Completion) + Send>;
 
 struct Job {
     run: RunJob,
+    /// Do not commit the group this job is in before this resolves (or its sender is
+    /// dropped): see [`Db::write_parts_committed_after`].
+    commit_after: Option<oneshot::Receiver<()>>,
     /// Wrap the job in a savepoint (all or nothing). Off for jobs that isolate each of
     /// their parts themselves ([`WriteCtx::isolated`]): nesting every part's savepoint in
     /// an outer one makes SQLite keep every page the whole job touches in the
@@ -160,7 +163,7 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
     {
-        self.submit(f, true).await
+        self.submit(f, true, None).await
     }
 
     /// Like [`Db::write`], for a job made of independent parts that `f` runs each under
@@ -171,10 +174,22 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
     {
-        self.submit(f, false).await
+        self.submit(f, false, None).await
     }
 
-    async fn submit<T, F>(&self, f: F, savepoint: bool) -> StoreResult<T>
+    /// Like [`Db::write_parts`], but the commit waits until `open` fires (or its sender
+    /// is dropped): the writes are done ahead, only the commit is left for the moment.
+    /// The writer thread holds the group while it waits, so callers send such a job
+    /// only shortly before `open` (schedule firings: the batch's expected apply time).
+    pub async fn write_parts_committed_after<T, F>(&self, f: F, open: oneshot::Receiver<()>) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(f, false, Some(open)).await
+    }
+
+    async fn submit<T, F>(&self, f: F, savepoint: bool, commit_after: Option<oneshot::Receiver<()>>) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
@@ -193,7 +208,7 @@ impl Db {
             (ok, completion)
         });
         self.jobs
-            .send(Job { run, savepoint })
+            .send(Job { run, commit_after, savepoint })
             .map_err(|_| StoreError::Unavailable("the database writer has stopped".into()))?;
         rx.await.map_err(|_| StoreError::Unavailable("the database writer dropped a job".into()))?
     }
@@ -348,8 +363,10 @@ fn run_group(
             return Err(msg);
         }
     };
+    let mut commit_gates = Vec::new();
     for job in batch.drain(..) {
-        let Job { run, savepoint } = job;
+        let Job { run, commit_after, savepoint } = job;
+        commit_gates.extend(commit_after);
         if !savepoint {
             // Its parts are isolated by the job itself; whatever it wrote stands.
             let mut ctx = WriteCtx { tx: &tx, woken: &mut *woken };
@@ -382,6 +399,10 @@ fn run_group(
                 let _ = run_cached(&tx, "ROLLBACK TO job").and_then(|()| run_cached(&tx, "RELEASE job"));
             }
         }
+    }
+    for gate in commit_gates {
+        // Resolves when the moment comes, or at once if the sender is gone.
+        let _ = gate.blocking_recv();
     }
     tx.commit().map_err(|e| e.to_string())
 }

@@ -169,3 +169,44 @@ async fn a_batch_replayed_across_a_restart_fires_each_occurrence_once() {
     }
     assert_eq!(scheduler_messages(&store).await.len(), 20);
 }
+
+/// A big batch planned ahead is written ahead, but committed only once the gate opens:
+/// nothing it creates is visible before the instant, and all of it is after.
+#[tokio::test]
+async fn a_batch_written_ahead_commits_only_when_the_gate_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(&dir.path().join("rez.db")));
+    let schedules: Vec<Schedule> = (0..100).map(|i| schedule(&format!("s{i}"))).collect();
+    for s in &schedules {
+        store.insert_schedule(s).await.unwrap();
+    }
+    let lead = std::time::Duration::from_millis(400);
+    let instant = SystemClock.now() + chrono::Duration::from_std(lead).unwrap();
+    let firings: Vec<Firing> = schedules.iter().map(|s| firing(s, instant)).collect();
+    let gate: Gate = Box::pin(async move {
+        loop {
+            let d = (instant - SystemClock.now()).to_std().unwrap_or_default();
+            if d.is_zero() {
+                return;
+            }
+            tokio::time::sleep(d).await;
+        }
+    });
+    let s = store.clone();
+    let fired = tokio::spawn(async move { s.fire_many_after(&firings, gate).await });
+    // Until shortly before the instant, nothing is visible (the batch may already be
+    // written, uncommitted, in the writer).
+    while SystemClock.now() + chrono::Duration::milliseconds(5) < instant {
+        assert!(scheduler_messages(&store).await.is_empty(), "a firing was visible before its instant");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let outcomes = fired.await.unwrap();
+    assert!(SystemClock.now() >= instant, "fire_many_after returned before the gate opened");
+    assert!(outcomes.iter().all(|o| matches!(o, Ok(FireOutcome::Applied { .. }))), "{outcomes:?}");
+    let all = store
+        .list_messages(&MessageFilter { created_by: Some(CreatedBy::Scheduler), limit: 200, ..Default::default() })
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(all.len(), 100);
+}
