@@ -285,6 +285,7 @@ impl HttpClient {
             })
         };
         let mut builder = reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::tls::client_config())
             .dns_resolver(resolver)
             .redirect(redirect_policy)
             .connect_timeout(policy.connect_timeout)

@@ -22,6 +22,7 @@ mod policy;
 mod redact;
 mod resolve;
 mod retry;
+mod tls;
 
 pub use address::{embedded_v4, is_forbidden};
 pub use client::{HttpClient, HttpError, HttpResponse, OutboundRequest};

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -25,6 +25,11 @@ use crate::wake;
 const MAX_GROUP: usize = 1024;
 /// Readers kept open for reuse.
 const MAX_IDLE_READERS: usize = 4;
+/// Checkpoint the WAL once it holds this many pages and the writer has nothing waiting
+/// (SQLite's own auto-checkpoint threshold, moved off the commit path).
+const CHECKPOINT_WHEN_IDLE: usize = 1000;
+/// ...or at this many pages even under continuous load (bounds the WAL at ~40 MB).
+const CHECKPOINT_ALWAYS: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -134,6 +139,18 @@ impl Db {
         }
         let mut writer = open_conn(path, true)?;
         migrations::run(&mut writer, path)?;
+        // Replaces SQLite's auto-checkpoint, which runs inside the COMMIT that crosses its
+        // threshold, so whichever caller's commit that was waited for a checkpoint too
+        // (tens of ms in the firing-lateness benchmark). The writer loop checkpoints
+        // after answering instead.
+        let wal_pages = Arc::new(AtomicUsize::new(0));
+        let pages = wal_pages.clone();
+        writer
+            .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, n: std::ffi::c_int| {
+                pages.store(usize::try_from(n).unwrap_or(0), Ordering::Relaxed);
+                Ok(())
+            }))
+            .map_err(|source| DbError::Open { path: path.to_owned(), source })?;
 
         let wakers = QueueName::ALL.iter().map(|q| (*q, watch::channel(0u64).0)).collect();
         let shared = Arc::new(Shared {
@@ -148,7 +165,7 @@ impl Db {
         let for_thread = shared.clone();
         std::thread::Builder::new()
             .name("rez-sqlite-writer".into())
-            .spawn(move || writer_loop(writer, rx, for_thread))
+            .spawn(move || writer_loop(writer, rx, for_thread, wal_pages))
             .map_err(DbError::Thread)?;
         Ok(Self { jobs, shared })
     }
@@ -309,7 +326,12 @@ fn open_conn(path: &Path, writer: bool) -> Result<Connection, DbError> {
     Ok(conn)
 }
 
-fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, shared: Arc<Shared>) {
+fn writer_loop(
+    mut conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    shared: Arc<Shared>,
+    wal_pages: Arc<AtomicUsize>,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(64);
     let mut poke = wake::Sender::default();
     let wake_path = wake::socket_path(&shared.path);
@@ -342,8 +364,25 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, share
                 poke.poke(&wake_path);
             }
         }
+        let pages = wal_pages.load(Ordering::Relaxed);
+        if pages >= CHECKPOINT_ALWAYS || (pages >= CHECKPOINT_WHEN_IDLE && rx.is_empty()) {
+            checkpoint(&conn);
+            wal_pages.store(0, Ordering::Relaxed);
+        }
     }
     tracing::debug!("database writer stopped");
+}
+
+/// Copy the WAL's committed pages into the database file without waiting for readers
+/// (PASSIVE); what a reader still needs is copied by a later checkpoint.
+fn checkpoint(conn: &Connection) {
+    let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    });
+    match result {
+        Ok((busy, log, done)) => tracing::debug!(busy, log, done, "WAL checkpoint"),
+        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries"),
+    }
 }
 
 fn run_group(
@@ -410,4 +449,68 @@ fn run_group(
 /// Map a SQLite error to the port's error.
 pub(crate) fn sql(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite's auto-checkpoint is off on the writer (the WAL hook replaces it), so the
+    /// writer must checkpoint the WAL itself once it is past the threshold and idle: the
+    /// main database file grows (only a checkpoint writes to it) without anyone else
+    /// checkpointing.
+    #[tokio::test]
+    async fn the_writer_checkpoints_the_wal_when_idle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rez.db");
+        let db = Db::open(&path).expect("open");
+        db.write(|ctx| ctx.tx.execute_batch("CREATE TABLE scratch (b BLOB)").map_err(sql)).await.expect("table");
+        let before = std::fs::metadata(&path).expect("db file").len();
+        // ~1,500 pages of 4 KiB, in commits of 100 rows.
+        for _ in 0..15 {
+            db.write(|ctx| {
+                for _ in 0..100 {
+                    ctx.tx.execute("INSERT INTO scratch (b) VALUES (zeroblob(4000))", []).map_err(sql)?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("insert");
+        }
+        let mut after = before;
+        for _ in 0..100 {
+            after = std::fs::metadata(&path).expect("db file").len();
+            if after > before + 4_000_000 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            after > before + 4_000_000,
+            "the WAL was not checkpointed into the database: {before} -> {after} bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_commit_gate_holds_the_commit_not_the_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("rez.db")).expect("open");
+        db.write(|ctx| ctx.tx.execute_batch("CREATE TABLE t (x INTEGER)").map_err(sql)).await.expect("table");
+        let (open, opened) = oneshot::channel();
+        let writer = db.clone();
+        let job = tokio::spawn(async move {
+            writer
+                .write_parts_committed_after(|ctx| ctx.tx.execute("INSERT INTO t VALUES (1)", []).map_err(sql), opened)
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let count = |db: Db| async move {
+            db.read(|c| c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0)).map_err(sql)).await
+        };
+        assert_eq!(count(db.clone()).await.expect("count"), 0, "nothing is visible before the gate");
+        assert!(!job.is_finished(), "the caller is answered only after the commit");
+        open.send(()).expect("gate");
+        assert_eq!(job.await.expect("join").expect("write"), 1);
+        assert_eq!(count(db).await.expect("count"), 1);
+    }
 }
