@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -106,8 +106,8 @@ struct Shared {
     wakers: Vec<(QueueName, watch::Sender<u64>)>,
     /// Bumped when another process says it committed (see [`crate::wake`]).
     external: watch::Sender<u64>,
-    /// This process listens on the wake socket; it does not poke it after its commits.
-    listening: AtomicBool,
+    /// Set when this process listens on the wake socket; it does not poke it after its
+    /// own commits then.
     listener: OnceLock<wake::Listener>,
 }
 
@@ -158,7 +158,6 @@ impl Db {
             readers: Mutex::new(Vec::new()),
             wakers,
             external: watch::channel(0u64).0,
-            listening: AtomicBool::new(false),
             listener: OnceLock::new(),
         });
         let (jobs, rx) = mpsc::unbounded_channel();
@@ -281,7 +280,6 @@ impl Db {
         match listener {
             Some(l) => {
                 let _ = self.shared.listener.set(l);
-                self.shared.listening.store(true, Ordering::Release);
                 true
             }
             None => false,
@@ -360,7 +358,7 @@ fn writer_loop(
                 }
             }
             // Tell a server sharing this database (if any) to look now.
-            if !shared.listening.load(Ordering::Acquire) {
+            if shared.listener.get().is_none() {
                 poke.poke(&wake_path);
             }
         }

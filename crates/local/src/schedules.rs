@@ -173,6 +173,43 @@ impl PreparedFiring {
     }
 }
 
+impl LocalStore {
+    /// Wait until a batch of `n` firings due at `instant` may be sent to the writer.
+    ///
+    /// A big batch planned ahead is written ahead: the writer applies it during the last
+    /// moments before the instant and only the commit waits for the gate, so the messages
+    /// are queued one fsync after the instant instead of after a thousand rows' worth of
+    /// writes. It is sent its expected apply time before the instant (which bounds how
+    /// long it holds the writer), and gets back the receiver its commit waits on. Any
+    /// other batch waits for the gate itself and gets `None`.
+    async fn until_sendable(
+        &self,
+        mut gate: Gate,
+        instant: Option<rez_core::time::Timestamp>,
+        n: usize,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let Some(instant) = instant.filter(|_| n >= WRITE_AHEAD_MIN) else {
+            gate.await;
+            return None;
+        };
+        let head_start = WRITE_AHEAD_BASE + WRITE_AHEAD_PER_FIRING * n as u32;
+        let until = (instant - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
+        if until > head_start {
+            tokio::select! {
+                // Opened early (a clock that jumped): nothing left to write ahead for.
+                _ = &mut gate => return None,
+                _ = tokio::time::sleep(until - head_start) => {}
+            }
+        }
+        let (open, opened) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            gate.await;
+            let _ = open.send(());
+        });
+        Some(opened)
+    }
+}
+
 #[async_trait]
 impl ScheduleStore for LocalStore {
     async fn insert_schedule(&self, schedule: &Schedule) -> StoreResult<()> {
@@ -300,46 +337,13 @@ impl ScheduleStore for LocalStore {
                 Err(e) => out.push(Some(Err(e))),
             }
         }
-        // A big batch planned ahead is written ahead too: the writer applies it during
-        // the last moments before the instant and only the commit waits for the gate, so
-        // the messages are queued one fsync after the instant instead of after a
-        // thousand rows' worth of writes. It is sent no earlier than its expected apply
-        // time before the instant, which bounds how long it holds the writer.
-        let mut gate = Some(gate);
-        let mut ahead = None;
-        if batch.len() >= WRITE_AHEAD_MIN
-            && let Some(instant) = firings.first().map(|f| f.at)
-            && let Some(g) = gate.as_mut()
-        {
-            let head_start = WRITE_AHEAD_BASE + WRITE_AHEAD_PER_FIRING * batch.len() as u32;
-            let until = (instant - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
-            let mut opened_meanwhile = false;
-            if until > head_start {
-                tokio::select! {
-                    _ = g => opened_meanwhile = true,
-                    _ = tokio::time::sleep(until - head_start) => {}
-                }
-            }
-            if opened_meanwhile {
-                gate = None;
-            } else if let Some(g) = gate.take() {
-                let (open, opened) = tokio::sync::oneshot::channel();
-                tokio::spawn(async move {
-                    g.await;
-                    let _ = open.send(());
-                });
-                ahead = Some(opened);
-            }
-        }
-        if let Some(g) = gate {
-            g.await;
-        }
+        let commit_gate = self.until_sendable(gate, firings.first().map(|f| f.at), batch.len()).await;
         if !batch.is_empty() {
             let sent: Vec<usize> = batch.iter().map(|(i, _)| *i).collect();
             let job = move |ctx: &mut WriteCtx<'_>| {
                 Ok(batch.into_iter().map(|(i, p)| (i, ctx.isolated(|ctx| p.apply(ctx)))).collect::<Vec<_>>())
             };
-            let applied = match ahead {
+            let applied = match commit_gate {
                 Some(opened) => self.db.write_parts_committed_after(job, opened).await,
                 None => self.db.write_parts(job).await,
             };

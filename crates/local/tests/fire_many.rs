@@ -8,10 +8,8 @@ use std::sync::Arc;
 use rez_core::clock::{Clock, SystemClock};
 use rez_core::message::{CreatedBy, Message};
 use rez_core::ports::*;
-use rez_core::schedule_spec::ScheduleSpec;
-use rez_core::schedules::{Schedule, ScheduleStatus};
+use rez_core::schedules::Schedule;
 use rez_core::time::Timestamp;
-use rez_core::{ScheduleId, Stage};
 use rez_local::{LocalStore, QueueConfig};
 
 fn open(path: &Path) -> LocalStore {
@@ -19,42 +17,11 @@ fn open(path: &Path) -> LocalStore {
 }
 
 fn schedule(name: &str) -> Schedule {
-    let spec = ScheduleSpec::from_json(
-        &serde_json::json!({"name": name, "schedule_expression": "rate(1 hour)", "target_type": "notify",
-                            "target": {"payload": {"message": name}}}),
-        Stage::Dev,
-    )
-    .expect("spec");
-    let now = SystemClock.now();
-    let mut s = Schedule {
-        id: ScheduleId::new(now),
-        name: spec.name,
-        description: None,
-        schedule_expression: spec.schedule_expression,
-        timezone: spec.timezone,
-        start_date: None,
-        end_date: None,
-        flexible_time_window_minutes: 0,
-        retry_policy: spec.retry_policy,
-        action_after_completion: spec.action_after_completion,
-        target_type: spec.target_type,
-        target: spec.target,
-        stage: Stage::Dev,
-        status: ScheduleStatus::Active,
-        next_fire_at: None,
-        last_fired_at: None,
-        execution_count: 0,
-        missed_count: 0,
-        last_error: None,
-        created_by: CreatedBy::Api,
-        created_date: now,
-        updated_date: now,
-        version: 1,
-    };
-    s.next_fire_at = s.next_after(now);
-    s
+    rez_port_suite::schedule(name, "rate(1 hour)")
 }
 
+/// The firing of `s`'s occurrence at `at`, planned as of that instant (the engine's
+/// look-ahead does so; `rez_port_suite::firing_of` plans as of now).
 fn firing(s: &Schedule, at: Timestamp) -> Firing {
     let new = s.message_for(at).expect("target");
     Firing {
