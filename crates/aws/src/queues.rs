@@ -19,9 +19,10 @@ use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, Queu
 use rand::Rng;
 use rez_core::MessageId;
 use rez_core::message::Message;
+use rez_core::notify::NotifyPayload;
 use rez_core::ports::{
-    DeadLetter, Delivery, FailOutcome, FailureKind, MAX_BATCH, MAX_RECEIVES, Page, QueueStats, Queues, RedriveSelector,
-    StoreError, StoreResult,
+    AttemptOutcome, DeadLetter, Delivery, FailOutcome, FailureKind, Inbox, MAX_BATCH, MAX_RECEIVES, Page, QueueStats,
+    Queues, RedriveSelector, StoreError, StoreResult,
 };
 use rez_core::routing::{QueueName, primary_queue};
 use rez_core::status::Status;
@@ -482,6 +483,18 @@ impl Queues for AwsStore {
         delete_quietly(self, d.queue, false, &d.receipt).await;
         tracing::debug!(message_id = %d.message.id, queue = %d.queue, "completed");
         Ok(())
+    }
+
+    async fn complete_notified(
+        &self,
+        d: &Delivery,
+        notification: &NotifyPayload,
+        outcome: AttemptOutcome,
+    ) -> StoreResult<()> {
+        // Two items in two tables: the record first, so a push is on record before the
+        // delivery can be seen as done (and survives a stale receipt).
+        self.record(&d.message.id, notification, outcome).await?;
+        self.complete(d).await
     }
 
     async fn fail(&self, d: &Delivery, error: &str, kind: FailureKind) -> StoreResult<FailOutcome> {

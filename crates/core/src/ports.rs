@@ -187,6 +187,18 @@ pub trait Queues: Send + Sync + 'static {
     async fn receive(&self, queue: QueueName, max: usize, visibility: Duration) -> StoreResult<Vec<Delivery>>;
     /// Done: remove from the queue and mark `completed`.
     async fn complete(&self, delivery: &Delivery) -> StoreResult<()>;
+    /// Done after a notification attempt: record the attempt in the inbox (as
+    /// [`Inbox::record`]) and complete the delivery, as one write where the adapter can,
+    /// so recording a push costs no write of its own. The record stands even when the
+    /// receipt is stale (the message was redelivered meanwhile), so the redelivery sees
+    /// the push and does not repeat it; that case returns `Conflict`, like
+    /// [`Queues::complete`].
+    async fn complete_notified(
+        &self,
+        delivery: &Delivery,
+        notification: &NotifyPayload,
+        outcome: AttemptOutcome,
+    ) -> StoreResult<()>;
     /// Failed: back off and retry, or dead-letter.
     async fn fail(&self, delivery: &Delivery, error: &str, kind: FailureKind) -> StoreResult<FailOutcome>;
     /// Give a delivery back untouched (shutdown): visible again now.

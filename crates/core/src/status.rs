@@ -110,6 +110,15 @@ mod tests {
         }
     }
 
+    /// The local store completes a message with one guarded UPDATE (`status =
+    /// 'processing'`) instead of loading it through the state machine; that guard is
+    /// right only while `processing` is the one way into `completed`.
+    #[test]
+    fn completed_is_reached_only_from_processing() {
+        let from: Vec<Status> = Status::ALL.into_iter().filter(|s| s.can_transition(Status::Completed)).collect();
+        assert_eq!(from, vec![Status::Processing]);
+    }
+
     #[test]
     fn names_round_trip_and_unknown_rejected() {
         for s in Status::ALL {

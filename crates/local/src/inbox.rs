@@ -49,6 +49,33 @@ fn entry(r: &Row<'_>) -> StoreResult<InboxEntry> {
     })
 }
 
+/// Record one attempt for `id` (creating the entry with the encoded notification
+/// `body` if needed). Shared by [`Inbox::record`] and `Queues::complete_notified`.
+pub(crate) fn upsert_attempt(
+    tx: &rusqlite::Connection,
+    id: &str,
+    body: &str,
+    outcome: AttemptOutcome,
+    now_ms: i64,
+) -> StoreResult<()> {
+    let (state, error, push_id, delivered) = match outcome {
+        AttemptOutcome::Delivered { push_id } => (DeliveryState::Delivered, None, push_id, Some(now_ms)),
+        AttemptOutcome::Failed { error } => (DeliveryState::Failed, Some(error), None, None),
+        AttemptOutcome::InboxOnly => (DeliveryState::InboxOnly, None, None, Some(now_ms)),
+    };
+    tx.prepare_cached(
+        "INSERT INTO inbox (message_id, notification, state, attempts, last_error, push_id, created_ms, delivered_ms) \
+         VALUES (?1, ?6, ?2, 1, ?3, ?4, ?7, ?5) \
+         ON CONFLICT(message_id) DO UPDATE SET state = ?2, attempts = attempts + 1, \
+         last_error = COALESCE(?3, last_error), push_id = COALESCE(?4, push_id), \
+         delivered_ms = COALESCE(?5, delivered_ms)",
+    )
+    .map_err(sql)?
+    .execute(rusqlite::params![id, state_str(state), error, push_id, delivered, body, now_ms])
+    .map_err(sql)?;
+    Ok(())
+}
+
 fn load(c: &rusqlite::Connection, id: &str) -> StoreResult<Option<InboxEntry>> {
     let mut stmt = c.prepare_cached(&format!("SELECT {COLUMNS} FROM inbox WHERE message_id = ?1")).map_err(sql)?;
     stmt.query_row([id], |r| Ok(entry(r))).optional().map_err(sql)?.transpose()
@@ -85,30 +112,14 @@ impl Inbox for LocalStore {
         let now_ms = self.now_ms();
         self.db
             .write(move |ctx| {
-                let (state, error, push_id, delivered) = match outcome {
-                    AttemptOutcome::Delivered { push_id } => (DeliveryState::Delivered, None, push_id, Some(now_ms)),
-                    AttemptOutcome::Failed { error } => (DeliveryState::Failed, Some(error), None, None),
-                    AttemptOutcome::InboxOnly => (DeliveryState::InboxOnly, None, None, Some(now_ms)),
-                };
-                ctx.tx
-                    .prepare_cached(
-                        "INSERT INTO inbox (message_id, notification, state, attempts, last_error, push_id, created_ms, delivered_ms) \
-                         VALUES (?1, ?6, ?2, 1, ?3, ?4, ?7, ?5) \
-                         ON CONFLICT(message_id) DO UPDATE SET state = ?2, attempts = attempts + 1, \
-                         last_error = COALESCE(?3, last_error), push_id = COALESCE(?4, push_id), \
-                         delivered_ms = COALESCE(?5, delivered_ms)",
-                    )
-                    .map_err(sql)?
-                    .execute(rusqlite::params![id, state_str(state), error, push_id, delivered, body, now_ms])
-                    .map_err(sql)?;
+                upsert_attempt(ctx.tx, &id, &body, outcome, now_ms)?;
                 load(ctx.tx, &id)?.ok_or_else(|| StoreError::NotFound(format!("inbox entry {id}")))
             })
             .await
     }
 
     async fn get_entry(&self, message_id: &MessageId) -> StoreResult<Option<InboxEntry>> {
-        let id = message_id.to_string();
-        self.db.read(move |c| load(c, &id)).await
+        self.db.read_point(|c| load(c, message_id.as_str()))
     }
 
     async fn list_entries(

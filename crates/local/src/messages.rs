@@ -22,7 +22,9 @@ impl MessageStore for LocalStore {
             return Err(StoreError::Conflict(format!("a new message must be `created`, not `{}`", message.status)));
         }
         let now = self.clock.now();
-        self.db.write(move |ctx| submit_in_tx(ctx, message, now)).await
+        // Encoded here, on the caller's thread: the writer thread serializes every write.
+        let encoded = EncodedMessage::new(message, now)?;
+        self.db.write(move |ctx| submit_encoded(ctx, encoded, now)).await
     }
 
     async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>> {
@@ -145,17 +147,8 @@ impl EncodedMessage {
     }
 }
 
-/// Store `message` and enqueue it on its topic's queues inside the caller's transaction,
-/// or return the earlier message with the same idempotency key (24 h window).
-pub(crate) fn submit_in_tx(
-    ctx: &mut WriteCtx<'_>,
-    message: Message,
-    now: rez_core::time::Timestamp,
-) -> StoreResult<Submitted> {
-    submit_encoded(ctx, EncodedMessage::new(message, now)?, now)
-}
-
-/// [`submit_in_tx`] for a message already encoded.
+/// Store an encoded message and enqueue it on its topic's queues inside the caller's
+/// transaction, or return the earlier message with the same idempotency key (24 h window).
 pub(crate) fn submit_encoded(
     ctx: &mut WriteCtx<'_>,
     encoded: EncodedMessage,

@@ -7,9 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rand::Rng;
 use rez_core::MessageId;
+use rez_core::notify::NotifyPayload;
 use rez_core::ports::{
-    DeadLetter, Delivery, FailOutcome, FailureKind, MAX_BATCH, MAX_RECEIVES, Page, QueueStats, Queues, RETENTION,
-    RedriveSelector, StoreError, StoreResult,
+    AttemptOutcome, DeadLetter, Delivery, FailOutcome, FailureKind, MAX_BATCH, MAX_RECEIVES, Page, QueueStats, Queues,
+    RETENTION, RedriveSelector, StoreError, StoreResult,
 };
 use rez_core::routing::{QueueName, primary_queue};
 use rez_core::status::Status;
@@ -76,6 +77,36 @@ fn primary_queue_of(tx: &Connection, id: &str) -> StoreResult<QueueName> {
     Ok(primary_queue(t))
 }
 
+/// Remove a finished delivery from its queue and, on the message's primary queue, mark
+/// the message `completed`. The caller has checked the receipt.
+fn remove_and_complete(tx: &Connection, d: &Delivery, now: Timestamp) -> StoreResult<()> {
+    tx.prepare_cached("DELETE FROM queue_items WHERE queue = ?1 AND message_id = ?2")
+        .map_err(sql)?
+        .execute([d.queue.as_str(), d.message.id.as_str()])
+        .map_err(sql)?;
+    if d.queue == primary_queue(d.message.message_type) {
+        complete_message(tx, d.message.id.as_str(), now)?;
+    }
+    Ok(())
+}
+
+/// Mark a processed message `completed`. The hot path is one guarded statement (no
+/// decoding of the stored message); only when the guard fails is the message loaded,
+/// to report why through the state machine. (`processing` is the only way into
+/// `completed`: `rez_core::status` tests that.)
+fn complete_message(tx: &Connection, id: &str, now: Timestamp) -> StoreResult<()> {
+    let changed = tx
+        .prepare_cached("UPDATE messages SET status = ?2, updated_ms = ?3 WHERE id = ?1 AND status = ?4")
+        .map_err(sql)?
+        .execute(rusqlite::params![id, Status::Completed.as_str(), now.timestamp_millis(), Status::Processing.as_str()])
+        .map_err(sql)?;
+    if changed == 1 {
+        return Ok(());
+    }
+    let mut m = load_message(tx, id)?.ok_or_else(|| StoreError::NotFound(format!("message {id}")))?;
+    set_status(tx, &mut m, Status::Completed, None, false, now)
+}
+
 /// Check that `receipt` still holds `id` on `queue`.
 fn check_receipt(tx: &Connection, d: &Delivery) -> StoreResult<()> {
     let held: Option<Option<String>> = tx
@@ -86,11 +117,15 @@ fn check_receipt(tx: &Connection, d: &Delivery) -> StoreResult<()> {
         .map_err(sql)?;
     match held {
         Some(Some(r)) if r == d.receipt => Ok(()),
-        _ => Err(StoreError::Conflict(format!(
-            "receipt for {} on {} is stale (the message was redelivered or removed)",
-            d.message.id, d.queue
-        ))),
+        _ => Err(stale_receipt(d)),
     }
+}
+
+fn stale_receipt(d: &Delivery) -> StoreError {
+    StoreError::Conflict(format!(
+        "receipt for {} on {} is stale (the message was redelivered or removed)",
+        d.message.id, d.queue
+    ))
 }
 
 #[async_trait]
@@ -173,18 +208,36 @@ impl Queues for LocalStore {
             .write(move |ctx| {
                 let tx = ctx.tx;
                 check_receipt(tx, &d)?;
-                tx.prepare_cached("DELETE FROM queue_items WHERE queue = ?1 AND message_id = ?2")
-                    .map_err(sql)?
-                    .execute([d.queue.as_str(), d.message.id.as_str()])
-                    .map_err(sql)?;
-                if d.queue == primary_queue(d.message.message_type) {
-                    let mut m = load_message(tx, d.message.id.as_str())?
-                        .ok_or_else(|| StoreError::NotFound(format!("message {}", d.message.id)))?;
-                    set_status(tx, &mut m, Status::Completed, None, false, now)?;
-                }
-                Ok(())
+                remove_and_complete(tx, &d, now)
             })
             .await
+    }
+
+    async fn complete_notified(
+        &self,
+        d: &Delivery,
+        notification: &NotifyPayload,
+        outcome: AttemptOutcome,
+    ) -> StoreResult<()> {
+        let d = d.clone();
+        let body = serde_json::to_string(notification).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let now = self.clock.now();
+        let held = self
+            .db
+            .write(move |ctx| {
+                let tx = ctx.tx;
+                let id = d.message.id.as_str();
+                crate::inbox::upsert_attempt(tx, id, &body, outcome, now.timestamp_millis())?;
+                // A stale receipt must not undo the record: answer it as a value, so
+                // this job's writes are committed, and report the conflict after.
+                if check_receipt(tx, &d).is_err() {
+                    return Ok(Err(d));
+                }
+                remove_and_complete(tx, &d, now)?;
+                Ok(Ok(()))
+            })
+            .await?;
+        held.map_err(|d| stale_receipt(&d))
     }
 
     async fn fail(&self, d: &Delivery, error: &str, kind: FailureKind) -> StoreResult<FailOutcome> {

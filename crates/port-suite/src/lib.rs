@@ -141,6 +141,35 @@ pub async fn complete_removes_and_completes(s: Arc<dyn Store>) {
     assert!(s.complete(&d).await.is_err());
 }
 
+pub async fn complete_notified_records_and_completes(s: Arc<dyn Store>) {
+    s.submit(notify("x")).await.unwrap();
+    let d = receive_all(&*s, QueueName::Notifications, VIS).await.remove(0);
+    let n = NotifyPayload::text("x");
+    s.complete_notified(&d, &n, AttemptOutcome::Delivered { push_id: Some("p1".into()) }).await.unwrap();
+    assert_eq!(s.get_message(&d.message.id).await.unwrap().unwrap().status, Status::Completed);
+    let e = s.get_entry(&d.message.id).await.unwrap().expect("the push is recorded");
+    assert_eq!((e.state, e.attempts, e.push_id.as_deref()), (DeliveryState::Delivered, 1, Some("p1")));
+    let stats = s.stats().await.unwrap();
+    let q = stats.iter().find(|q| q.queue == QueueName::Notifications).unwrap();
+    assert_eq!((q.depth, q.in_flight), (0, 0));
+}
+
+/// A push whose delivery went stale (redelivered meanwhile) is still recorded, so the
+/// redelivery sees it; the completion is refused like `complete`'s.
+pub async fn complete_notified_keeps_the_record_when_the_receipt_is_stale(s: Arc<dyn Store>) {
+    s.submit(notify("x")).await.unwrap();
+    let first = s.receive(QueueName::Notifications, 1, Duration::from_millis(300)).await.unwrap().remove(0);
+    let second = receive_eventually(&*s, QueueName::Notifications, Duration::from_secs(5)).await.remove(0);
+    let n = NotifyPayload::text("x");
+    let stale = s.complete_notified(&first, &n, AttemptOutcome::Delivered { push_id: None }).await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    let e = s.get_entry(&first.message.id).await.unwrap().expect("recorded despite the stale receipt");
+    assert_eq!(e.state, DeliveryState::Delivered);
+    assert_eq!(s.get_message(&first.message.id).await.unwrap().unwrap().status, Status::Processing);
+    s.complete(&second).await.unwrap();
+    assert_eq!(s.get_message(&first.message.id).await.unwrap().unwrap().status, Status::Completed);
+}
+
 pub async fn visibility_timeout_redelivers(s: Arc<dyn Store>) {
     s.submit(notify("x")).await.unwrap();
     let first = s.receive(QueueName::Notifications, 1, Duration::from_millis(300)).await.unwrap().remove(0);
@@ -571,6 +600,7 @@ macro_rules! port_suite {
         $crate::port_suite!(@tests $fixture;
             submit_stores_and_queues, routes_by_message_type, rejects_non_created_submissions,
             idempotency_key_returns_first_message, batches_of_at_most_ten, complete_removes_and_completes,
+            complete_notified_records_and_completes, complete_notified_keeps_the_record_when_the_receipt_is_stale,
             visibility_timeout_redelivers, failure_backs_off_then_redelivers, dead_letters_after_three_receives,
             permanent_failure_dead_letters_at_once, redrive_returns_dead_letters, delete_dead_letter,
             retry_requeues_failed_messages, release_makes_visible_again, list_filters_and_paginates,

@@ -13,7 +13,7 @@ use rez_core::schedule_spec::{SchedulePatch, ScheduleSpec};
 use serde_json::{Map, Value};
 
 use super::service::{ScheduleError, Schedules};
-use crate::workers::{Handler, HandlerError};
+use crate::workers::{Handled, Handler, HandlerError};
 
 pub struct ScheduleConsumer {
     schedules: Schedules,
@@ -64,15 +64,15 @@ fn schedule_fields(m: &Message) -> Map<String, Value> {
 
 #[async_trait]
 impl Handler for ScheduleConsumer {
-    async fn handle(&self, m: &Message, _receive_count: u32) -> Result<(), HandlerError> {
+    async fn handle(&self, m: &Message, _receive_count: u32) -> Result<Handled, HandlerError> {
         match m.message_type {
-            MessageType::ScheduleCreation => self.manage(m).await,
+            MessageType::ScheduleCreation => self.manage(m).await.map(|()| Handled::Done),
             MessageType::Scheduled => match m.arguments.get("operation").and_then(Value::as_str) {
                 Some("agentEvent") => {
                     // The agent arrives with its own issue; until then the fired message is
                     // produced, visible in the API, and settled here.
                     tracing::info!(message_id = %m.id, "scheduled agent run received; no agent is configured in this build");
-                    Ok(())
+                    Ok(Handled::Done)
                 }
                 other => Err(HandlerError::permanent(format!(
                     "a scheduled message needs arguments.operation = \"agentEvent\" (got {other:?})"

@@ -8,7 +8,8 @@ pub mod web_action;
 
 use async_trait::async_trait;
 use rez_core::Message;
-use rez_core::ports::FailureKind;
+use rez_core::notify::NotifyPayload;
+use rez_core::ports::{AttemptOutcome, FailureKind};
 
 /// Why handling a message failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -28,9 +29,19 @@ impl HandlerError {
     }
 }
 
+/// What a handler did, for settling its delivery.
+#[derive(Debug, Clone)]
+pub enum Handled {
+    /// Nothing left but to complete the delivery.
+    Done,
+    /// A notification attempt to record with the completion, in the same write
+    /// (`Queues::complete_notified`): the push's record costs no write of its own.
+    Notified { notification: NotifyPayload, outcome: AttemptOutcome },
+}
+
 /// Processes one message. Must be idempotent: the same message may arrive again after a
 /// crash, a timeout or a retry.
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
-    async fn handle(&self, message: &Message, receive_count: u32) -> Result<(), HandlerError>;
+    async fn handle(&self, message: &Message, receive_count: u32) -> Result<Handled, HandlerError>;
 }

@@ -3,8 +3,10 @@
 //!
 //! Idempotency: before pushing, the inbox entry for the message id is read; if a push was
 //! already recorded as delivered, the redelivered message is completed without pushing
-//! again. The only window for a duplicate is between the push server's answer and the
-//! commit of its record — one group commit, a few milliseconds.
+//! again. A successful push is recorded together with the delivery's completion
+//! ([`Handled::Notified`] → `Queues::complete_notified`, one transaction locally), so the
+//! only window for a duplicate is between the push server's answer and that commit —
+//! one group commit, a few milliseconds.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use rez_core::message::{Message, MessageType};
 use rez_core::notify::NotifyPayload;
 use rez_core::ports::{AttemptOutcome, DeliveryState, Inbox, Notifier, PushError};
 
-use super::{Handler, HandlerError};
+use super::{Handled, Handler, HandlerError};
 use crate::metrics::Metrics;
 
 pub struct NotificationProcessor {
@@ -45,7 +47,7 @@ pub fn notification_of(message: &Message) -> Result<NotifyPayload, HandlerError>
 
 #[async_trait]
 impl Handler for NotificationProcessor {
-    async fn handle(&self, message: &Message, _receive_count: u32) -> Result<(), HandlerError> {
+    async fn handle(&self, message: &Message, _receive_count: u32) -> Result<Handled, HandlerError> {
         let notification = notification_of(message)?;
         let store_err = |e: rez_core::ports::StoreError| HandlerError::transient(format!("inbox: {e}"));
         if let Some(entry) = self.inbox.get_entry(&message.id).await.map_err(store_err)?
@@ -53,22 +55,18 @@ impl Handler for NotificationProcessor {
         {
             tracing::info!(message_id = %message.id, "push already recorded; not pushing again");
             self.metrics.pushed("skipped_duplicate");
-            return Ok(());
+            return Ok(Handled::Done);
         }
         let Some(notifier) = &self.notifier else {
-            self.inbox.record(&message.id, &notification, AttemptOutcome::InboxOnly).await.map_err(store_err)?;
             self.metrics.pushed("inbox_only");
-            return Ok(());
+            return Ok(Handled::Notified { notification, outcome: AttemptOutcome::InboxOnly });
         };
         match notifier.push(&message.id, &notification).await {
             Ok(receipt) => {
-                self.inbox
-                    .record(&message.id, &notification, AttemptOutcome::Delivered { push_id: receipt.push_id })
-                    .await
-                    .map_err(store_err)?;
                 self.metrics.pushed("delivered");
                 tracing::debug!(message_id = %message.id, "notification delivered");
-                Ok(())
+                // Recorded by the pool with the completion, in one write.
+                Ok(Handled::Notified { notification, outcome: AttemptOutcome::Delivered { push_id: receipt.push_id } })
             }
             Err(e) => {
                 self.metrics.pushed("failed");

@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::Handler;
+use super::{Handled, Handler};
 use crate::metrics::{Metrics, Outcome};
 
 /// The default [`PoolConfig::idle_poll`].
@@ -119,6 +119,13 @@ pub async fn run(
     tracing::info!(queue = %queue, "worker pool stopped");
 }
 
+async fn settle(queues: &dyn Queues, d: &Delivery, handled: Handled) -> Result<(), StoreError> {
+    match handled {
+        Handled::Done => queues.complete(d).await,
+        Handled::Notified { notification, outcome } => queues.complete_notified(d, &notification, outcome).await,
+    }
+}
+
 /// Handle one delivery and settle it with the queue. The outcome tells a Lambda SQS
 /// consumer which records to report as batch item failures.
 pub async fn process(
@@ -135,7 +142,7 @@ pub async fn process(
         Err(_) => Err(super::HandlerError::transient(format!("handler timed out after {timeout:?}"))),
     };
     let outcome = match result {
-        Ok(()) => match queues.complete(&d).await {
+        Ok(handled) => match settle(queues, &d, handled).await {
             Ok(()) => Outcome::Completed,
             Err(StoreError::Conflict(_)) => Outcome::Stale,
             Err(e) => {

@@ -20,7 +20,7 @@ use rez_core::ports::{ResultStore, WebActionHandler};
 use rez_core::web_action::{RESULT_TTL, ResultStatus, WebActionErrorKind, WebActionRequest, WebActionResult, cap_body};
 use serde_json::Value;
 
-use super::{Handler, HandlerError};
+use super::{Handled, Handler, HandlerError};
 use crate::{Services, intake};
 
 pub struct WebActionWorker {
@@ -64,7 +64,7 @@ impl WebActionWorker {
 
 #[async_trait]
 impl Handler for WebActionWorker {
-    async fn handle(&self, message: &Message, receive_count: u32) -> Result<(), HandlerError> {
+    async fn handle(&self, message: &Message, receive_count: u32) -> Result<Handled, HandlerError> {
         WebActionRequest::validate_payload(&message.payload, &message.arguments)
             .map_err(|e| HandlerError::permanent(format!("invalid web action: {e}")))?;
         let action = message.payload.get("action").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -86,7 +86,7 @@ impl Handler for WebActionWorker {
         let done = self.results.results_for(&message.id).await.map_err(store_err)?;
         if done.iter().any(|r| matches!(r.status, ResultStatus::Success | ResultStatus::Conflict)) {
             tracing::info!(message_id = %message.id, "web action already done; not running it again");
-            return Ok(());
+            return Ok(Handled::Done);
         }
         let request = WebActionRequest {
             message_id: message.id.clone(),
@@ -122,7 +122,7 @@ impl Handler for WebActionWorker {
                 result.response_body = out.response_body.as_deref().map(cap_body);
                 self.results.put_result(&result).await.map_err(store_err)?;
                 tracing::info!(message_id = %message.id, action, operation, ms = result.execution_time_ms, "web action done");
-                Ok(())
+                Ok(Handled::Done)
             }
             Err(e) => {
                 result.error_message = Some(e.message.clone());
@@ -136,7 +136,7 @@ impl Handler for WebActionWorker {
                     // Reported to the user (the result and a notification), never retried.
                     WebActionErrorKind::Conflict => {
                         tracing::warn!(message_id = %message.id, action, operation, error = %e.message, "web action conflict");
-                        Ok(())
+                        Ok(Handled::Done)
                     }
                     WebActionErrorKind::Transient => Err(HandlerError::transient(e.message)),
                     WebActionErrorKind::Permanent => Err(HandlerError::permanent(e.message)),
