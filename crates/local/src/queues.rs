@@ -230,8 +230,10 @@ impl Queues for LocalStore {
                 crate::inbox::upsert_attempt(tx, id, &body, outcome, now.timestamp_millis())?;
                 // A stale receipt must not undo the record: answer it as a value, so
                 // this job's writes are committed, and report the conflict after.
-                if check_receipt(tx, &d).is_err() {
-                    return Ok(Err(d));
+                match check_receipt(tx, &d) {
+                    Ok(()) => {}
+                    Err(StoreError::Conflict(_)) => return Ok(Err(d)),
+                    Err(e) => return Err(e),
                 }
                 remove_and_complete(tx, &d, now)?;
                 Ok(Ok(()))

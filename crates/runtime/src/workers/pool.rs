@@ -119,6 +119,7 @@ pub async fn run(
     tracing::info!(queue = %queue, "worker pool stopped");
 }
 
+/// Settle a handled delivery: complete it, with the push to record if there is one.
 async fn settle(queues: &dyn Queues, d: &Delivery, handled: Handled) -> Result<(), StoreError> {
     match handled {
         Handled::Done => queues.complete(d).await,
