@@ -27,6 +27,8 @@ const MAX_GROUP: usize = 1024;
 const MAX_IDLE_READERS: usize = 8;
 /// Connections kept for [`Db::read_point`]; one per thread that reads at the same moment.
 const MAX_POINT_READERS: usize = 8;
+/// How long a connection waits for a lock (the point readers never wait).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Checkpoint the WAL once it holds this many pages and the writer has nothing waiting
 /// (SQLite's own auto-checkpoint threshold, moved off the commit path).
 const CHECKPOINT_WHEN_IDLE: usize = 1000;
@@ -104,9 +106,9 @@ struct Job {
 
 struct Shared {
     path: PathBuf,
-    readers: Mutex<Vec<Connection>>,
+    readers: ReaderPool,
     /// Connections for [`Db::read_point`]: they never wait for a lock (busy timeout 0).
-    point_readers: Mutex<Vec<Connection>>,
+    point_readers: ReaderPool,
     wakers: Vec<(QueueName, watch::Sender<u64>)>,
     /// Bumped when another process says it committed (see [`crate::wake`]).
     external: watch::Sender<u64>,
@@ -159,8 +161,8 @@ impl Db {
         let wakers = QueueName::ALL.iter().map(|q| (*q, watch::channel(0u64).0)).collect();
         let shared = Arc::new(Shared {
             path: path.to_owned(),
-            readers: Mutex::new(Vec::new()),
-            point_readers: Mutex::new(Vec::new()),
+            readers: ReaderPool::new(MAX_IDLE_READERS, BUSY_TIMEOUT),
+            point_readers: ReaderPool::new(MAX_POINT_READERS, Duration::ZERO),
             wakers,
             external: watch::channel(0u64).0,
             listener: OnceLock::new(),
@@ -241,21 +243,9 @@ impl Db {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = shared.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let conn = match conn {
-                Some(c) => c,
-                None => open_conn(&shared.path, false).map_err(|e| StoreError::Unavailable(e.to_string()))?,
-            };
-            let out = f(&conn);
-            let mut pool = shared.readers.lock().unwrap_or_else(|e| e.into_inner());
-            if pool.len() < MAX_IDLE_READERS {
-                pool.push(conn);
-            }
-            out
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+        tokio::task::spawn_blocking(move || shared.readers.with(&shared.path, f))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
     }
 
     /// Run a lookup by key on the calling thread, with a pooled connection that never
@@ -267,25 +257,10 @@ impl Db {
     /// lookups in memory-mapped WAL index and cached pages (microseconds). Should SQLite
     /// ever report the database busy (a reader racing a WAL reset), the read fails at
     /// once instead of blocking an async worker thread; callers treat that like any
-    /// other transient store error. Anything that scans belongs in [`Db::read`].
+    /// other transient store error. Anything that scans belongs in [`Db::read`]. (A
+    /// thread's first point read opens its connection here too; they are kept after.)
     pub fn read_point<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let pooled = self.shared.point_readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => open_conn(&self.shared.path, false)
-                .and_then(|c| {
-                    c.busy_timeout(Duration::ZERO)
-                        .map_err(|source| DbError::Open { path: self.shared.path.clone(), source })?;
-                    Ok(c)
-                })
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?,
-        };
-        let out = f(&conn);
-        let mut pool = self.shared.point_readers.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() < MAX_POINT_READERS {
-            pool.push(conn);
-        }
-        out
+        self.shared.point_readers.with(&self.shared.path, f)
     }
 
     /// A receiver that changes whenever work is committed to `queue` by this process.
@@ -337,12 +312,47 @@ impl Db {
     }
 }
 
+/// Read connections, each taken for one read and given back after; at most `max_idle`
+/// are kept open.
+struct ReaderPool {
+    idle: Mutex<Vec<Connection>>,
+    max_idle: usize,
+    busy_timeout: Duration,
+}
+
+impl ReaderPool {
+    fn new(max_idle: usize, busy_timeout: Duration) -> Self {
+        Self { idle: Mutex::new(Vec::new()), max_idle, busy_timeout }
+    }
+
+    /// Run `f` on the calling thread with an idle connection, or a new one.
+    fn with<T>(&self, path: &Path, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => self.open(path).map_err(|e| StoreError::Unavailable(e.to_string()))?,
+        };
+        let out = f(&conn);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(conn);
+        }
+        out
+    }
+
+    fn open(&self, path: &Path) -> Result<Connection, DbError> {
+        let conn = open_conn(path, false)?;
+        conn.busy_timeout(self.busy_timeout).map_err(|source| DbError::Open { path: path.to_owned(), source })?;
+        Ok(conn)
+    }
+}
+
 fn open_conn(path: &Path, writer: bool) -> Result<Connection, DbError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn =
         Connection::open_with_flags(path, flags).map_err(|source| DbError::Open { path: path.to_owned(), source })?;
     let setup = || -> rusqlite::Result<()> {
-        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a commit is on disk before the writer answers. Group commit pays for it.
         conn.pragma_update(None, "synchronous", if writer { "FULL" } else { "NORMAL" })?;
@@ -550,7 +560,7 @@ mod tests {
         assert_eq!(read(&db).expect("read"), 7);
         db.write(|ctx| ctx.tx.execute("UPDATE t SET x = 8", []).map_err(sql)).await.expect("update");
         assert_eq!(read(&db).expect("read"), 8, "a pooled connection sees later commits");
-        assert_eq!(db.shared.point_readers.lock().expect("pool").len(), 1, "one connection, reused");
+        assert_eq!(db.shared.point_readers.idle.lock().expect("pool").len(), 1, "one connection, reused");
 
         let timeout = db.read_point(|c| c.query_row("PRAGMA busy_timeout", [], |r| r.get::<_, i64>(0)).map_err(sql));
         assert_eq!(timeout.expect("pragma"), 0, "a point read never waits for a lock");
