@@ -29,10 +29,13 @@ const MAX_IDLE_READERS: usize = 8;
 const MAX_POINT_READERS: usize = 8;
 /// How long a connection waits for a lock (the point readers never wait).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Checkpoint the WAL once it holds this many pages and the writer has nothing waiting
-/// (SQLite's own auto-checkpoint threshold, moved off the commit path).
+/// Once the WAL holds this many pages and no write is waiting, the checkpointer thread
+/// copies it into the database file (SQLite's own auto-checkpoint threshold).
 const CHECKPOINT_WHEN_IDLE: usize = 1000;
-/// ...or at this many pages even under continuous load (bounds the WAL at ~40 MB).
+/// ...and at this many pages, even under continuous load, the writer checkpoints itself,
+/// holding the next group: the WAL can only restart when a checkpoint has copied all of
+/// it, which under load happens only like this. Checkpointing sooner under load copied
+/// the same hot pages over and over (more CPU per message, measured).
 const CHECKPOINT_ALWAYS: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
@@ -147,8 +150,8 @@ impl Db {
         migrations::run(&mut writer, path)?;
         // Replaces SQLite's auto-checkpoint, which runs inside the COMMIT that crosses its
         // threshold, so whichever caller's commit that was waited for a checkpoint too
-        // (tens of ms in the firing-lateness benchmark). The writer loop checkpoints
-        // after answering instead.
+        // (tens of ms in the firing-lateness benchmark). The writer loop asks the
+        // checkpointer thread instead (see `checkpointer_loop`).
         let wal_pages = Arc::new(AtomicUsize::new(0));
         let pages = wal_pages.clone();
         writer
@@ -168,10 +171,16 @@ impl Db {
             listener: OnceLock::new(),
         });
         let (jobs, rx) = mpsc::unbounded_channel();
+        let (checkpoints, requested) = std::sync::mpsc::sync_channel(1);
+        let checkpoint_path = path.to_owned();
+        std::thread::Builder::new()
+            .name("rez-sqlite-checkpointer".into())
+            .spawn(move || checkpointer_loop(&checkpoint_path, &requested))
+            .map_err(DbError::Thread)?;
         let for_thread = shared.clone();
         std::thread::Builder::new()
             .name("rez-sqlite-writer".into())
-            .spawn(move || writer_loop(writer, rx, for_thread, wal_pages))
+            .spawn(move || writer_loop(writer, rx, for_thread, wal_pages, checkpoints))
             .map_err(DbError::Thread)?;
         Ok(Self { jobs, shared })
     }
@@ -360,6 +369,11 @@ fn open_conn(path: &Path, writer: bool) -> Result<Connection, DbError> {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // Small page caches keep idle memory low; the working set is small and hot.
         conn.pragma_update(None, "cache_size", if writer { -2048 } else { -512 })?;
+        // The same plan whatever the bound values. Without it, SQLite (built with STAT4)
+        // marks a cached statement with a range on an indexed column to be re-parsed and
+        // re-planned at every new binding: the receive query was compiled afresh on each
+        // call. Our statements have one right plan.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         // Every hot write path uses cached statements; the default 16 slots are fewer than
         // the writer's distinct statements, and an evicted statement is re-parsed.
         conn.set_prepared_statement_cache_capacity(if writer { 128 } else { 32 });
@@ -374,6 +388,7 @@ fn writer_loop(
     mut rx: mpsc::UnboundedReceiver<Job>,
     shared: Arc<Shared>,
     wal_pages: Arc<AtomicUsize>,
+    checkpoints: std::sync::mpsc::SyncSender<()>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(64);
     let mut poke = wake::Sender::default();
@@ -408,12 +423,38 @@ fn writer_loop(
             }
         }
         let pages = wal_pages.load(Ordering::Relaxed);
-        if pages >= CHECKPOINT_ALWAYS || (pages >= CHECKPOINT_WHEN_IDLE && rx.is_empty()) {
+        if pages >= CHECKPOINT_ALWAYS {
             checkpoint(&conn);
             wal_pages.store(0, Ordering::Relaxed);
+        } else if pages >= CHECKPOINT_WHEN_IDLE && rx.is_empty() {
+            // Full means one is running or asked for already; it copies these pages too.
+            let _ = checkpoints.try_send(());
         }
     }
     tracing::debug!("database writer stopped");
+}
+
+/// Checkpoints on request, on a connection of its own (opened at the first request): a
+/// PASSIVE checkpoint takes no lock the writer needs, so the copy and its fsyncs run
+/// beside the writer instead of holding the next group of writes (a stall of several
+/// milliseconds every thousand pages, which is what the slowest POSTs waited for). Ends
+/// when the writer thread does.
+fn checkpointer_loop(path: &Path, requested: &std::sync::mpsc::Receiver<()>) {
+    let mut conn = None;
+    while requested.recv().is_ok() {
+        if conn.is_none() {
+            match open_conn(path, true) {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open the checkpoint connection; the next request retries");
+                    continue;
+                }
+            }
+        }
+        if let Some(c) = &conn {
+            checkpoint(c);
+        }
+    }
 }
 
 /// Copy the WAL's committed pages into the database file without waiting for readers
@@ -424,6 +465,10 @@ fn checkpoint(conn: &Connection) {
     });
     match result {
         Ok((busy, log, done)) => tracing::debug!(busy, log, done, "WAL checkpoint"),
+        // The other thread's checkpoint is running; it copies the same pages.
+        Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
+            tracing::debug!("WAL checkpoint already running")
+        }
         Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries"),
     }
 }
@@ -511,11 +556,11 @@ mod tests {
     use super::*;
 
     /// SQLite's auto-checkpoint is off on the writer (the WAL hook replaces it), so the
-    /// writer must checkpoint the WAL itself once it is past the threshold and idle: the
-    /// main database file grows (only a checkpoint writes to it) without anyone else
-    /// checkpointing.
+    /// checkpointer thread must copy the WAL into the database once it is past the
+    /// threshold: the main database file grows (only a checkpoint writes to it) without
+    /// anyone else checkpointing.
     #[tokio::test]
-    async fn the_writer_checkpoints_the_wal_when_idle() {
+    async fn the_wal_is_checkpointed_into_the_database() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("rez.db");
         let db = Db::open(&path).expect("open");
@@ -564,6 +609,24 @@ mod tests {
 
         let timeout = db.read_point(|c| c.query_row("PRAGMA busy_timeout", [], |r| r.get::<_, i64>(0)).map_err(sql));
         assert_eq!(timeout.expect("pragma"), 0, "a point read never waits for a lock");
+    }
+
+    /// A cached statement is compiled once: rebinding a range bound (the receive query's
+    /// `visible_ms <= ?`) must not re-plan it (see the QPSG setting in `open_conn`).
+    #[test]
+    fn cached_statements_are_not_re_prepared_when_rebound() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rez.db");
+        let mut conn = open_conn(&path, true).expect("open");
+        migrations::run(&mut conn, &path).expect("migrate");
+        let query = "SELECT message_id FROM queue_items WHERE queue = ?1 AND visible_ms <= ?2 \
+                     ORDER BY visible_ms LIMIT ?3";
+        for now in 0..5i64 {
+            let mut stmt = conn.prepare_cached(query).expect("prepare");
+            let rows = stmt.query_map(rusqlite::params!["notify", now, 10i64], |r| r.get::<_, String>(0));
+            assert_eq!(rows.expect("query").count(), 0);
+            assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0, "re-prepared at binding {now}");
+        }
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ use crate::LocalStore;
 use crate::codec::{MESSAGE_COLUMNS, insert_message_encoded, json_object, load_message, message_from_row, set_status};
 use crate::db::WriteCtx;
 use crate::db::sql;
+use crate::queues::ANY_QUEUE;
 
 #[async_trait]
 impl MessageStore for LocalStore {
@@ -103,7 +104,8 @@ impl MessageStore for LocalStore {
                 }
                 set_status(tx, &mut m, Status::Queued, None, false, now)?;
                 let queue = primary_queue(m.message_type);
-                tx.execute("DELETE FROM queue_items WHERE message_id = ?1", [id.as_str()]).map_err(sql)?;
+                tx.execute(&format!("DELETE FROM queue_items WHERE {} AND message_id = ?1", *ANY_QUEUE), [id.as_str()])
+                    .map_err(sql)?;
                 tx.execute(
                     "INSERT INTO queue_items (queue, message_id, source_queue, visible_ms, enqueued_ms) VALUES (?1, ?2, ?1, ?3, ?3)",
                     rusqlite::params![queue.as_str(), id.as_str(), now.timestamp_millis()],

@@ -136,6 +136,12 @@ const MIGRATIONS: &[&str] = &[
         updated_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 5: no index on queue_items(message_id) alone. Every message paid an insert and a
+    //    delete in it; the two rare lookups by message id (retry, DLQ delete) seek the
+    //    primary key once per queue instead (`queues::ANY_QUEUE`).
+    r#"
+    DROP INDEX queue_items_by_message;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -45,6 +45,14 @@ impl QueueConfig {
     }
 }
 
+/// `queue IN (…every queue and DLQ…)`: finds a message's items by primary key, one seek
+/// per queue, for the rare lookups by message id alone (there is no index on it).
+pub(crate) static ANY_QUEUE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let names: Vec<String> =
+        QueueName::ALL.iter().flat_map(|q| [q.as_str(), q.dlq_name()]).map(|n| format!("'{n}'")).collect();
+    format!("queue IN ({})", names.join(", "))
+});
+
 fn dlq_of(name: &str) -> Option<QueueName> {
     QueueName::ALL.into_iter().find(|q| q.dlq_name() == name)
 }
@@ -135,6 +143,20 @@ impl Queues for LocalStore {
         let now = self.clock.now();
         let owner = self.instance.clone();
         let vis_ms = i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX / 2);
+        // An idle consumer asks again as soon as it has room: when nothing is visible,
+        // answer from a read on this thread rather than a write job (a round trip through
+        // the writer thread and two thread hand-offs, per idle poll). Should the read
+        // fail, the write below decides.
+        let now_ms = now.timestamp_millis();
+        let visible = self.db.read_point(|c| {
+            c.prepare_cached("SELECT EXISTS (SELECT 1 FROM queue_items WHERE queue = ?1 AND visible_ms <= ?2)")
+                .map_err(sql)?
+                .query_row(rusqlite::params![queue.as_str(), now_ms], |r| r.get::<_, bool>(0))
+                .map_err(sql)
+        });
+        if matches!(visible, Ok(false)) {
+            return Ok(Vec::new());
+        }
         let taken = self
             .db
             .write(move |ctx| {
@@ -303,15 +325,15 @@ impl Queues for LocalStore {
         // Work committed by another process sharing the database, or a backoff ending,
         // does not ring our bell: sleep no longer than until the next item is due.
         let now_ms = self.now_ms();
+        // One index seek: on this thread (see `Db::read_point`).
         let next_due = self
             .db
-            .read(move |c| {
-                c.query_row("SELECT MIN(visible_ms) FROM queue_items WHERE queue = ?1", [queue.as_str()], |r| {
-                    r.get::<_, Option<i64>>(0)
-                })
-                .map_err(sql)
+            .read_point(|c| {
+                c.prepare_cached("SELECT MIN(visible_ms) FROM queue_items WHERE queue = ?1")
+                    .map_err(sql)?
+                    .query_row([queue.as_str()], |r| r.get::<_, Option<i64>>(0))
+                    .map_err(sql)
             })
-            .await
             .ok()
             .flatten();
         let mut wait = timeout;
@@ -463,7 +485,10 @@ impl Queues for LocalStore {
                 let n = ctx
                     .tx
                     .execute(
-                        "DELETE FROM queue_items WHERE message_id = ?1 AND dead_lettered_ms IS NOT NULL",
+                        &format!(
+                            "DELETE FROM queue_items WHERE {} AND message_id = ?1 AND dead_lettered_ms IS NOT NULL",
+                            *ANY_QUEUE
+                        ),
                         [id.as_str()],
                     )
                     .map_err(sql)?;
@@ -516,3 +541,32 @@ impl LocalStore {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without an index on `message_id`, a lookup by message id alone must still seek the
+    /// primary key (one seek per queue name), not scan every queue item.
+    #[test]
+    fn a_lookup_by_message_id_seeks_the_primary_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rez.db");
+        let mut conn = Connection::open(&path).expect("open");
+        crate::migrations::run(&mut conn, &path).expect("migrate");
+        let sql = format!("EXPLAIN QUERY PLAN DELETE FROM queue_items WHERE {} AND message_id = ?1", *ANY_QUEUE);
+        let plan: Vec<String> = conn
+            .prepare(&sql)
+            .expect("plan")
+            .query_map(["m"], |r| r.get::<_, String>(3))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("plan rows");
+        assert!(
+            plan.iter().any(|p| p.contains("SEARCH queue_items USING PRIMARY KEY (queue=? AND message_id=?)")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|p| p.starts_with("SCAN")), "{plan:?}");
+    }
+}
+
