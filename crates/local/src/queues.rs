@@ -569,4 +569,3 @@ mod tests {
         assert!(!plan.iter().any(|p| p.starts_with("SCAN")), "{plan:?}");
     }
 }
-
