@@ -27,7 +27,8 @@ pub fn open_store(config: &Config) -> anyhow::Result<LocalStore> {
         let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let queue_config = QueueConfig { backoff_base: config.retry_backoff, ..QueueConfig::default() };
+    let queue_config =
+        QueueConfig { backoff_base: config.retry_backoff, direct_handoff: true, ..QueueConfig::default() };
     let store = LocalStore::open(&config.db_path(), clock, queue_config)
         .with_context(|| format!("opening {}", config.db_path().display()))?;
     let key = MasterKey::from_env_or_file(&config.data_dir).context("loading the master key of the secret store")?;

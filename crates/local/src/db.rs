@@ -272,6 +272,13 @@ impl Db {
         self.shared.point_readers.with(&self.shared.path, f)
     }
 
+    /// Wake this process's consumers of `queue`, as a commit that wrote to it does.
+    pub(crate) fn wake(&self, queue: QueueName) {
+        if let Some((_, tx)) = self.shared.wakers.iter().find(|(q, _)| *q == queue) {
+            tx.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
     /// A receiver that changes whenever work is committed to `queue` by this process.
     pub fn subscribe(&self, queue: QueueName) -> watch::Receiver<u64> {
         self.shared

@@ -9,6 +9,7 @@
 mod booking;
 mod codec;
 pub mod db;
+mod handoff;
 mod inbox;
 mod keys;
 pub mod lease;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use rez_core::clock::Clock;
 
 pub use db::{Db, DbError};
+pub use handoff::MAX_WAITING as HANDOFF_MAX_WAITING;
 pub use queues::QueueConfig;
 pub use secrets::{
     KeyTextError, MASTER_KEY_ENV, MASTER_KEY_FILE, MasterKey, SecretsError, check_secret_name, secret_env_var,
@@ -44,6 +46,8 @@ pub struct LocalStore {
     /// Signalled when this process takes deliveries, so an idle lease loop starts
     /// renewing (see [`LocalStore::lease_tick`]).
     pub(crate) work_taken: Arc<tokio::sync::Notify>,
+    /// New messages claimed for this process's own consumers ([`QueueConfig::direct_handoff`]).
+    pub(crate) handoff: Arc<handoff::Handoff>,
 }
 
 impl LocalStore {
@@ -51,7 +55,16 @@ impl LocalStore {
     pub fn open(path: &Path, clock: Arc<dyn Clock>, config: QueueConfig) -> Result<Self, DbError> {
         let db = Db::open(path)?;
         let instance: Arc<str> = format!("inst_{}", ulid::Ulid::new()).into();
-        Ok(Self { db, clock, config, instance, master_key: None, work_taken: Arc::new(tokio::sync::Notify::new()) })
+        let handoff = Arc::new(handoff::Handoff::new(config.direct_handoff));
+        Ok(Self {
+            db,
+            clock,
+            config,
+            instance,
+            master_key: None,
+            work_taken: Arc::new(tokio::sync::Notify::new()),
+            handoff,
+        })
     }
 
     pub fn db(&self) -> &Db {

@@ -14,6 +14,7 @@ use crate::LocalStore;
 use crate::codec::{MESSAGE_COLUMNS, insert_message_encoded, json_object, load_message, message_from_row, set_status};
 use crate::db::WriteCtx;
 use crate::db::sql;
+use crate::handoff::Claim;
 use crate::queues::ANY_QUEUE;
 
 #[async_trait]
@@ -25,7 +26,31 @@ impl MessageStore for LocalStore {
         let now = self.clock.now();
         // Encoded here, on the caller's thread: the writer thread serializes every write.
         let encoded = EncodedMessage::new(message, now)?;
-        self.db.write(move |ctx| submit_encoded(ctx, encoded, now)).await
+        let Some(claim) = self.handoff.claim(primary_queue(encoded.message.message_type), now.timestamp_millis())
+        else {
+            return self.db.write(move |ctx| submit_encoded(ctx, encoded, now, None)).await;
+        };
+        let owner = self.instance.clone();
+        let for_job = claim.clone();
+        let result = self.db.write(move |ctx| submit_encoded(ctx, encoded, now, Some((&for_job, &owner)))).await;
+        match result {
+            Ok(Submitted::Created(stored)) => {
+                // The answer is the message as accepted (`queued`); in the same
+                // transaction it was then claimed for our consumer, so it is stored
+                // `processing`, and is handed over now.
+                let mut accepted = stored.clone();
+                accepted.status = Status::Queued;
+                let queue = claim.queue;
+                self.handoff.deliver(claim, stored);
+                self.db.wake(queue);
+                self.work_taken.notify_one();
+                Ok(Submitted::Created(accepted))
+            }
+            other => {
+                self.handoff.give_back(&claim);
+                other
+            }
+        }
     }
 
     async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>> {
@@ -151,10 +176,17 @@ impl EncodedMessage {
 
 /// Store an encoded message and enqueue it on its topic's queues inside the caller's
 /// transaction, or return the earlier message with the same idempotency key (24 h window).
+///
+/// With a claim (see `handoff.rs`), the item on the claimed queue is written as received
+/// by `owner` (receipt, receive count 1, the claim's visibility), the message is stored
+/// `processing`, and `owner`'s lease is renewed with it, exactly as a receive would; the
+/// returned message is the stored one. Nobody is woken for that queue: the caller hands
+/// the delivery over first.
 pub(crate) fn submit_encoded(
     ctx: &mut WriteCtx<'_>,
     encoded: EncodedMessage,
     now: rez_core::time::Timestamp,
+    claim: Option<(&Claim, &str)>,
 ) -> StoreResult<Submitted> {
     let tx = ctx.tx;
     let now_ms = now.timestamp_millis();
@@ -188,15 +220,35 @@ pub(crate) fn submit_encoded(
                 .map_err(sql)?;
         }
     }
+    let mut message = message;
+    let claim = claim.filter(|(c, _)| c.queue == primary_queue(message.message_type));
+    if claim.is_some() {
+        message.status = message.status.transition(Status::Processing)?;
+    }
     insert_message_encoded(tx, &message, &payload, &arguments)?;
-    let mut enqueue = tx
-        .prepare_cached(
-            "INSERT INTO queue_items (queue, message_id, source_queue, visible_ms, enqueued_ms) VALUES (?1, ?2, ?1, ?3, ?3)",
-        )
-        .map_err(sql)?;
     for queue in topic_for(message.message_type).subscribers() {
-        enqueue.execute(rusqlite::params![queue.as_str(), message.id.as_str(), now_ms]).map_err(sql)?;
-        ctx.wake(*queue);
+        match claim {
+            Some((c, owner)) if c.queue == *queue => {
+                tx.prepare_cached(
+                    "INSERT INTO queue_items (queue, message_id, source_queue, visible_ms, enqueued_ms, receive_count, \
+                     receipt, owner) VALUES (?1, ?2, ?1, ?3, ?4, 1, ?5, ?6)",
+                )
+                .map_err(sql)?
+                .execute(rusqlite::params![queue.as_str(), message.id.as_str(), c.visible_ms, now_ms, c.receipt, owner])
+                .map_err(sql)?;
+                crate::lease::renew(tx, owner, now_ms)?;
+            }
+            _ => {
+                tx.prepare_cached(
+                    "INSERT INTO queue_items (queue, message_id, source_queue, visible_ms, enqueued_ms) \
+                     VALUES (?1, ?2, ?1, ?3, ?3)",
+                )
+                .map_err(sql)?
+                .execute(rusqlite::params![queue.as_str(), message.id.as_str(), now_ms])
+                .map_err(sql)?;
+                ctx.wake(*queue);
+            }
+        }
     }
     Ok(Submitted::Created(message))
 }

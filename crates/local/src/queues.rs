@@ -27,11 +27,15 @@ pub struct QueueConfig {
     /// Delay before the first retry; doubles per receive, with ±20 % jitter.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// Hand a new message straight to this process's consumer of its queue, claimed in
+    /// the publish transaction, while that consumer keeps up (see `handoff.rs`). Off by
+    /// default; `rez serve` turns it on.
+    pub direct_handoff: bool,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        Self { backoff_base: Duration::from_secs(2), backoff_max: Duration::from_secs(5 * 60) }
+        Self { backoff_base: Duration::from_secs(2), backoff_max: Duration::from_secs(5 * 60), direct_handoff: false }
     }
 }
 
@@ -148,6 +152,13 @@ impl Queues for LocalStore {
         // the writer thread and two thread hand-offs, per idle poll). Should the read
         // fail, the write below decides.
         let now_ms = now.timestamp_millis();
+        // Messages claimed for us at publish come first (see `handoff.rs`).
+        self.handoff.consumer_asks(queue, visibility);
+        let handed = self.handoff.take(queue, max, now_ms);
+        if !handed.is_empty() {
+            self.work_taken.notify_one();
+            return Ok(handed);
+        }
         let visible = self.db.read_point(|c| {
             c.prepare_cached("SELECT EXISTS (SELECT 1 FROM queue_items WHERE queue = ?1 AND visible_ms <= ?2)")
                 .map_err(sql)?
@@ -155,6 +166,7 @@ impl Queues for LocalStore {
                 .map_err(sql)
         });
         if matches!(visible, Ok(false)) {
+            self.handoff.consumer_saw(queue, true);
             return Ok(Vec::new());
         }
         let taken = self
@@ -217,8 +229,13 @@ impl Queues for LocalStore {
                 Ok(out)
             })
             .await;
-        if matches!(&taken, Ok(d) if !d.is_empty()) {
-            self.work_taken.notify_one();
+        if let Ok(d) = &taken {
+            // Only once the database has nothing waiting are new messages claimed for
+            // this consumer, so a backlog is not overtaken.
+            self.handoff.consumer_saw(queue, d.len() < max);
+            if !d.is_empty() {
+                self.work_taken.notify_one();
+            }
         }
         taken
     }
@@ -322,6 +339,10 @@ impl Queues for LocalStore {
     async fn wait_for_work(&self, queue: QueueName, timeout: Duration) {
         let mut rx = self.db.subscribe(queue);
         rx.borrow_and_update();
+        // A hand-off that landed before we subscribed rang the bell too early for us.
+        if self.handoff.has_ready(queue) {
+            return;
+        }
         // Work committed by another process sharing the database, or a backoff ending,
         // does not ring our bell: sleep no longer than until the next item is due.
         let now_ms = self.now_ms();

@@ -157,7 +157,7 @@ impl PreparedFiring {
         }
         let message = match message {
             None => None,
-            Some(m) => match submit_encoded(ctx, m, at)? {
+            Some(m) => match submit_encoded(ctx, m, at, None)? {
                 Submitted::Created(m) => Some(m),
                 Submitted::Existing(m) => {
                     // An earlier attempt created this occurrence's message: not a new
