@@ -442,10 +442,9 @@ fn writer_loop(
 }
 
 /// Checkpoints on request, on a connection of its own (opened at the first request): a
-/// PASSIVE checkpoint takes no lock the writer needs, so the copy and its fsyncs run
-/// beside the writer instead of holding the next group of writes (a stall of several
-/// milliseconds every thousand pages, which is what the slowest POSTs waited for). Ends
-/// when the writer thread does.
+/// PASSIVE checkpoint takes no lock the writer needs, so the copy and its two syncs run
+/// beside the writer instead of holding the next group of writes. Ends when the writer
+/// thread does.
 fn checkpointer_loop(path: &Path, requested: &std::sync::mpsc::Receiver<()>) {
     let mut conn = None;
     while requested.recv().is_ok() {

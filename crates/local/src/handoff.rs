@@ -139,3 +139,58 @@ impl Handoff {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rez_core::clock::{Clock, SystemClock};
+    use rez_core::message::{CreatedBy, NewMessage, Stage};
+
+    use super::*;
+
+    fn message() -> Message {
+        let new = NewMessage::from_json(
+            &serde_json::json!({"message_type": "notify", "payload": {"message": "x"}}),
+            Stage::Dev,
+        )
+        .expect("notify");
+        Message::create(new, CreatedBy::Api, SystemClock.now())
+    }
+
+    #[test]
+    fn nothing_is_claimed_until_a_consumer_keeps_up() {
+        let q = QueueName::Notifications;
+        let off = Handoff::new(false);
+        off.consumer_asks(q, Duration::from_secs(30));
+        off.consumer_saw(q, true);
+        assert!(off.claim(q, 0).is_none(), "disabled");
+
+        let h = Handoff::new(true);
+        assert!(h.claim(q, 0).is_none(), "no consumer has asked");
+        h.consumer_asks(q, Duration::from_secs(30));
+        assert!(h.claim(q, 0).is_none(), "the consumer has not looked at the database yet");
+        h.consumer_saw(q, true);
+        let claim = h.claim(q, 1_000).expect("claimed");
+        assert_eq!(claim.visible_ms, 31_000);
+        assert!(h.claim(QueueName::WebActions, 0).is_none(), "per queue");
+        h.give_back(&claim);
+        h.consumer_saw(q, false);
+        assert!(h.claim(q, 0).is_none(), "a backlog");
+    }
+
+    #[test]
+    fn a_claim_that_waited_past_half_its_visibility_is_not_handed_out() {
+        let q = QueueName::Notifications;
+        let h = Handoff::new(true);
+        h.consumer_asks(q, Duration::from_millis(1_000));
+        h.consumer_saw(q, true);
+        let fresh = h.claim(q, 0).expect("claimed");
+        let stale = h.claim(q, 0).expect("claimed");
+        h.deliver(fresh, message());
+        assert!(h.has_ready(q));
+        assert_eq!(h.take(q, 10, 500).len(), 1, "half its visibility left: handed out");
+        h.deliver(stale, message());
+        assert!(h.take(q, 10, 501).is_empty(), "less than half left: left to time out");
+        assert!(!h.has_ready(q));
+        assert_eq!(h.slot(q).held.load(Ordering::Relaxed), 0, "every claim accounted for");
+    }
+}
