@@ -121,6 +121,13 @@ struct Shared {
 }
 
 impl Shared {
+    /// Wake this process's consumers of `queue`.
+    fn wake(&self, queue: QueueName) {
+        if let Some((_, tx)) = self.wakers.iter().find(|(q, _)| *q == queue) {
+            tx.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
     fn wake_all(&self) {
         for (_, tx) in &self.wakers {
             tx.send_modify(|v| *v = v.wrapping_add(1));
@@ -274,9 +281,7 @@ impl Db {
 
     /// Wake this process's consumers of `queue`, as a commit that wrote to it does.
     pub(crate) fn wake(&self, queue: QueueName) {
-        if let Some((_, tx)) = self.shared.wakers.iter().find(|(q, _)| *q == queue) {
-            tx.send_modify(|v| *v = v.wrapping_add(1));
-        }
+        self.shared.wake(queue);
     }
 
     /// A receiver that changes whenever work is committed to `queue` by this process.
@@ -420,9 +425,7 @@ fn writer_loop(
         }
         if ok {
             for q in woken {
-                if let Some((_, tx)) = shared.wakers.iter().find(|(n, _)| *n == q) {
-                    tx.send_modify(|v| *v = v.wrapping_add(1));
-                }
+                shared.wake(q);
             }
             // Tell a server sharing this database (if any) to look now.
             if shared.listener.get().is_none() {

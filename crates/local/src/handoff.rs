@@ -156,6 +156,14 @@ mod tests {
         Message::create(new, CreatedBy::Api, SystemClock.now())
     }
 
+    /// A hand-off whose consumer of `q` asked with `visibility` and found nothing waiting.
+    fn keeping_up(q: QueueName, visibility: Duration) -> Handoff {
+        let h = Handoff::new(true);
+        h.consumer_asks(q, visibility);
+        h.consumer_saw(q, true);
+        h
+    }
+
     #[test]
     fn nothing_is_claimed_until_a_consumer_keeps_up() {
         let q = QueueName::Notifications;
@@ -180,9 +188,7 @@ mod tests {
     #[test]
     fn a_claim_that_waited_past_half_its_visibility_is_not_handed_out() {
         let q = QueueName::Notifications;
-        let h = Handoff::new(true);
-        h.consumer_asks(q, Duration::from_millis(1_000));
-        h.consumer_saw(q, true);
+        let h = keeping_up(q, Duration::from_millis(1_000));
         let fresh = h.claim(q, 0).expect("claimed");
         let stale = h.claim(q, 0).expect("claimed");
         h.deliver(fresh, message());

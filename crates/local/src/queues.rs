@@ -147,10 +147,6 @@ impl Queues for LocalStore {
         let now = self.clock.now();
         let owner = self.instance.clone();
         let vis_ms = i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX / 2);
-        // An idle consumer asks again as soon as it has room: when nothing is visible,
-        // answer from a read on this thread rather than a write job (a round trip through
-        // the writer thread and two thread hand-offs, per idle poll). Should the read
-        // fail, the write below decides.
         let now_ms = now.timestamp_millis();
         // Messages claimed for us at publish come first (see `handoff.rs`).
         self.handoff.consumer_asks(queue, visibility);
@@ -159,6 +155,10 @@ impl Queues for LocalStore {
             self.work_taken.notify_one();
             return Ok(handed);
         }
+        // An idle consumer asks again as soon as it has room: when nothing is visible,
+        // answer from a read on this thread rather than a write job (a round trip through
+        // the writer thread and two thread hand-offs, per idle poll). Should the read
+        // fail, the write below decides.
         let visible = self.db.read_point(|c| {
             c.prepare_cached("SELECT EXISTS (SELECT 1 FROM queue_items WHERE queue = ?1 AND visible_ms <= ?2)")
                 .map_err(sql)?
