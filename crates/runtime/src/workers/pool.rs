@@ -90,41 +90,47 @@ pub async fn run(
     let mut backlog = false;
     tracing::info!(queue = %queue, concurrency = config.concurrency, "worker pool started");
     'pool: loop {
-        // Start receives: one when caught up, more while there is a backlog, each for the
-        // workers free at that moment (never more than a batch).
-        let wanted = if backlog { config.backlog_receives() } else { 1 };
-        while receiving.len() < wanted {
-            let first = if receiving.is_empty() {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break 'pool,
-                    p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'pool },
-                }
-            } else {
-                match sem.clone().try_acquire_owned() {
-                    Ok(p) => p,
-                    Err(_) => break,
-                }
+        let (result, mut permits) = if !backlog && receiving.is_empty() {
+            // Caught up: one receive, awaited right here. No task to spawn and join, so a
+            // message handed over at a low rate reaches its handler as soon as before.
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => break 'pool,
+                p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'pool },
             };
-            let mut permits = vec![first];
-            while permits.len() < MAX_BATCH {
-                match sem.clone().try_acquire_owned() {
-                    Ok(p) => permits.push(p),
-                    Err(_) => break,
-                }
+            let permits = with_free_workers(&sem, first);
+            (queues.receive(queue, permits.len(), config.visibility).await, permits)
+        } else {
+            // A backlog: receives on tasks of their own, as many as wanted and as the free
+            // workers allow (each for at most a batch). Right after a backlog ends, no new
+            // one starts; the ones in flight are collected.
+            let wanted = if backlog { config.backlog_receives() } else { 1 };
+            while receiving.len() < wanted {
+                let first = if receiving.is_empty() {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break 'pool,
+                        p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'pool },
+                    }
+                } else {
+                    match sem.clone().try_acquire_owned() {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    }
+                };
+                let permits = with_free_workers(&sem, first);
+                let queues = queues.clone();
+                let visibility = config.visibility;
+                receiving.spawn(async move { (queues.receive(queue, permits.len(), visibility).await, permits) });
             }
-            let queues = queues.clone();
-            let visibility = config.visibility;
-            receiving.spawn(async move { (queues.receive(queue, permits.len(), visibility).await, permits) });
-        }
-        let (result, mut permits) = tokio::select! {
-            _ = shutdown.cancelled() => break 'pool,
-            Some(done) = receiving.join_next() => match done {
-                Ok(received) => received,
-                Err(e) => {
-                    tracing::error!(queue = %queue, error = %e, "a receive task failed");
-                    continue;
-                }
-            },
+            tokio::select! {
+                _ = shutdown.cancelled() => break 'pool,
+                Some(done) = receiving.join_next() => match done {
+                    Ok(received) => received,
+                    Err(e) => {
+                        tracing::error!(queue = %queue, error = %e, "a receive task failed");
+                        continue;
+                    }
+                },
+            }
         };
         match result {
             Err(e) => {
@@ -162,6 +168,18 @@ pub async fn run(
         }
     }
     workers.drain(queue, drain).await;
+}
+
+/// `first` plus as many more permits as are free right now, up to a batch.
+fn with_free_workers(sem: &Arc<Semaphore>, first: OwnedSemaphorePermit) -> Vec<OwnedSemaphorePermit> {
+    let mut permits = vec![first];
+    while permits.len() < MAX_BATCH {
+        match sem.clone().try_acquire_owned() {
+            Ok(p) => permits.push(p),
+            Err(_) => break,
+        }
+    }
+    permits
 }
 
 /// The handler tasks of one pool.
