@@ -93,11 +93,7 @@ pub async fn run(
         let (result, mut permits) = if !backlog && receiving.is_empty() {
             // Caught up: one receive, awaited right here. No task to spawn and join, so a
             // message handed over at a low rate reaches its handler as soon as before.
-            let first = tokio::select! {
-                _ = shutdown.cancelled() => break 'pool,
-                p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'pool },
-            };
-            let permits = with_free_workers(&sem, first);
+            let Some(permits) = free_workers(&sem, &shutdown).await else { break 'pool };
             (queues.receive(queue, permits.len(), config.visibility).await, permits)
         } else {
             // A backlog: receives on tasks of their own, as many as wanted and as the free
@@ -105,18 +101,15 @@ pub async fn run(
             // one starts; the ones in flight are collected.
             let wanted = if backlog { config.backlog_receives() } else { 1 };
             while receiving.len() < wanted {
-                let first = if receiving.is_empty() {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break 'pool,
-                        p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'pool },
-                    }
+                let permits = if receiving.is_empty() {
+                    let Some(permits) = free_workers(&sem, &shutdown).await else { break 'pool };
+                    permits
                 } else {
                     match sem.clone().try_acquire_owned() {
-                        Ok(p) => p,
+                        Ok(first) => with_free_workers(&sem, first),
                         Err(_) => break,
                     }
                 };
-                let permits = with_free_workers(&sem, first);
                 let queues = queues.clone();
                 let visibility = config.visibility;
                 receiving.spawn(async move { (queues.receive(queue, permits.len(), visibility).await, permits) });
@@ -168,6 +161,16 @@ pub async fn run(
         }
     }
     workers.drain(queue, drain).await;
+}
+
+/// Wait for a free worker (`None` once shutting down), then take the others free right
+/// now, up to a batch.
+async fn free_workers(sem: &Arc<Semaphore>, shutdown: &CancellationToken) -> Option<Vec<OwnedSemaphorePermit>> {
+    let first = tokio::select! {
+        _ = shutdown.cancelled() => return None,
+        p = sem.clone().acquire_owned() => p.ok()?,
+    };
+    Some(with_free_workers(sem, first))
 }
 
 /// `first` plus as many more permits as are free right now, up to a batch.
@@ -324,9 +327,11 @@ mod tests {
             let now = self.receiving.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_receiving.fetch_max(now, Ordering::SeqCst);
             self.receives.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(self.receive_takes).await;
+            // Taken at once, answered later: like a receive whose commit has marked them in
+            // flight, a receive whose answer is dropped leaves them unhandled.
             let taken = self.waiting.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| Some(w - w.min(max)));
             let n = taken.map_or(0, |w| w.min(max));
+            tokio::time::sleep(self.receive_takes).await;
             self.receiving.fetch_sub(1, Ordering::SeqCst);
             Ok((0..n)
                 .map(|i| Delivery { queue, receipt: format!("r{i}"), message: message(), receive_count: 1 })
