@@ -8,6 +8,7 @@ use rez_core::message::Message;
 use rez_core::ports::{IDEMPOTENCY_WINDOW, MessageFilter, MessageStore, Page, StoreError, StoreResult, Submitted};
 use rez_core::routing::{primary_queue, topic_for};
 use rez_core::status::Status;
+use rusqlite::OptionalExtension;
 use rusqlite::types::Value as SqlValue;
 
 use crate::LocalStore;
@@ -28,11 +29,12 @@ impl MessageStore for LocalStore {
         let encoded = EncodedMessage::new(message, now)?;
         let Some(claim) = self.handoff.claim(primary_queue(encoded.message.message_type), now.timestamp_millis())
         else {
-            return self.db.write(move |ctx| submit_encoded(ctx, encoded, now, None)).await;
+            return self.db.write_unisolated(move |ctx| submit_encoded(ctx, encoded, now, None)).await;
         };
         let owner = self.instance.clone();
         let for_job = claim.clone();
-        let result = self.db.write(move |ctx| submit_encoded(ctx, encoded, now, Some((&for_job, &owner)))).await;
+        let result =
+            self.db.write_unisolated(move |ctx| submit_encoded(ctx, encoded, now, Some((&for_job, &owner)))).await;
         match result {
             Ok(Submitted::Created(stored)) => {
                 // The answer is the message as accepted (`queued`); in the same
@@ -182,6 +184,10 @@ impl EncodedMessage {
 /// `processing`, and `owner`'s lease is renewed with it, exactly as a receive would; the
 /// returned message is the stored one. Nobody is woken for that queue: the caller hands
 /// the delivery over first.
+///
+/// Every check comes before the first write, and the first write is the message itself
+/// (a duplicate id fails there, with nothing written), so this can run without a
+/// savepoint ([`crate::db::Db::write_unisolated`]).
 pub(crate) fn submit_encoded(
     ctx: &mut WriteCtx<'_>,
     encoded: EncodedMessage,
@@ -192,33 +198,20 @@ pub(crate) fn submit_encoded(
     let now_ms = now.timestamp_millis();
     let EncodedMessage { message, payload, arguments } = encoded;
     if let Some(key) = &message.idempotency_key {
-        // Claim the key; only if it is taken, look at who holds it (one statement on the
-        // common path instead of a lookup and an insert).
-        let claimed = tx
-            .prepare_cached(
-                "INSERT INTO idempotency_keys (key, message_id, created_ms) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT(key) DO NOTHING",
-            )
+        let held: Option<(String, i64)> = tx
+            .prepare_cached("SELECT message_id, created_ms FROM idempotency_keys WHERE key = ?1")
             .map_err(sql)?
-            .execute(rusqlite::params![key.as_str(), message.id.as_str(), now_ms])
+            .query_row([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
             .map_err(sql)?;
-        if claimed == 0 {
-            let (id, created_ms): (String, i64) = tx
-                .prepare_cached("SELECT message_id, created_ms FROM idempotency_keys WHERE key = ?1")
-                .map_err(sql)?
-                .query_row([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(sql)?;
-            if created_ms > (now - IDEMPOTENCY_WINDOW).timestamp_millis()
-                && let Some(existing) = load_message(tx, &id)?
-            {
-                return Ok(Submitted::Existing(existing));
-            }
-            // Expired (or its message is gone): the key is this message's now.
-            tx.prepare_cached("UPDATE idempotency_keys SET message_id = ?2, created_ms = ?3 WHERE key = ?1")
-                .map_err(sql)?
-                .execute(rusqlite::params![key.as_str(), message.id.as_str(), now_ms])
-                .map_err(sql)?;
+        if let Some((id, created_ms)) = held
+            && created_ms > (now - IDEMPOTENCY_WINDOW).timestamp_millis()
+            && let Some(existing) = load_message(tx, &id)?
+        {
+            return Ok(Submitted::Existing(existing));
         }
+        // Free, expired, or its message is gone: the key is this message's now (written
+        // after the message below).
     }
     let mut message = message;
     let claim = claim.filter(|(c, _)| c.queue == primary_queue(message.message_type));
@@ -226,6 +219,15 @@ pub(crate) fn submit_encoded(
         message.status = message.status.transition(Status::Processing)?;
     }
     insert_message_encoded(tx, &message, &payload, &arguments)?;
+    if let Some(key) = &message.idempotency_key {
+        tx.prepare_cached(
+            "INSERT INTO idempotency_keys (key, message_id, created_ms) VALUES (?1, ?2, ?3) \
+             ON CONFLICT(key) DO UPDATE SET message_id = excluded.message_id, created_ms = excluded.created_ms",
+        )
+        .map_err(sql)?
+        .execute(rusqlite::params![key.as_str(), message.id.as_str(), now_ms])
+        .map_err(sql)?;
+    }
     for queue in topic_for(message.message_type).subscribers() {
         match claim {
             Some((c, owner)) if c.queue == *queue => {

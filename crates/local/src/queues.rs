@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rand::Rng;
 use rez_core::MessageId;
+use rez_core::message::Message;
 use rez_core::notify::NotifyPayload;
 use rez_core::ports::{
     AttemptOutcome, DeadLetter, Delivery, FailOutcome, FailureKind, MAX_BATCH, MAX_RECEIVES, Page, QueueStats, Queues,
@@ -63,6 +64,21 @@ fn dlq_of(name: &str) -> Option<QueueName> {
 
 /// Move one item to its DLQ and mark the message dead-lettered (if the state machine allows).
 fn dead_letter(tx: &Connection, queue: QueueName, id: &str, error: Option<&str>, now: Timestamp) -> StoreResult<()> {
+    let message = if queue == primary_queue_of(tx, id)? { load_message(tx, id)? } else { None };
+    dead_letter_loaded(tx, queue, id, message, error, now)
+}
+
+/// [`dead_letter`] with the message already loaded (`None`: leave its status alone). Its
+/// only possible failures are SQLite's, so a job without a savepoint can use it after
+/// writing.
+fn dead_letter_loaded(
+    tx: &Connection,
+    queue: QueueName,
+    id: &str,
+    message: Option<Message>,
+    error: Option<&str>,
+    now: Timestamp,
+) -> StoreResult<()> {
     let now_ms = now.timestamp_millis();
     tx.prepare_cached(
         "UPDATE queue_items SET queue = ?3, receipt = NULL, owner = NULL, visible_ms = ?4, dead_lettered_ms = ?4, \
@@ -71,8 +87,7 @@ fn dead_letter(tx: &Connection, queue: QueueName, id: &str, error: Option<&str>,
     .map_err(sql)?
     .execute(rusqlite::params![queue.as_str(), id, queue.dlq_name(), now_ms, error])
     .map_err(sql)?;
-    if queue == primary_queue_of(tx, id)?
-        && let Some(mut m) = load_message(tx, id)?
+    if let Some(mut m) = message
         && m.status.can_transition(Status::DeadLettered)
     {
         set_status(tx, &mut m, Status::DeadLettered, error, false, now)?;
@@ -90,15 +105,17 @@ fn primary_queue_of(tx: &Connection, id: &str) -> StoreResult<QueueName> {
 }
 
 /// Remove a finished delivery from its queue and, on the message's primary queue, mark
-/// the message `completed`. The caller has checked the receipt.
+/// the message `completed`. The caller has checked the receipt. The state machine is
+/// checked before anything is written (`complete_message` fails without writing), so
+/// this can run without a savepoint.
 fn remove_and_complete(tx: &Connection, d: &Delivery, now: Timestamp) -> StoreResult<()> {
+    if d.queue == primary_queue(d.message.message_type) {
+        complete_message(tx, d.message.id.as_str(), now)?;
+    }
     tx.prepare_cached("DELETE FROM queue_items WHERE queue = ?1 AND message_id = ?2")
         .map_err(sql)?
         .execute([d.queue.as_str(), d.message.id.as_str()])
         .map_err(sql)?;
-    if d.queue == primary_queue(d.message.message_type) {
-        complete_message(tx, d.message.id.as_str(), now)?;
-    }
     Ok(())
 }
 
@@ -115,6 +132,7 @@ fn complete_message(tx: &Connection, id: &str, now: Timestamp) -> StoreResult<()
     if changed == 1 {
         return Ok(());
     }
+    // Not `processing`: the state machine says why (and writes nothing when it refuses).
     let mut m = load_message(tx, id)?.ok_or_else(|| StoreError::NotFound(format!("message {id}")))?;
     set_status(tx, &mut m, Status::Completed, None, false, now)
 }
@@ -171,7 +189,7 @@ impl Queues for LocalStore {
         }
         let taken = self
             .db
-            .write(move |ctx| {
+            .write_unisolated(move |ctx| {
                 let tx = ctx.tx;
                 let now_ms = now.timestamp_millis();
                 let candidates: Vec<(String, u32)> = {
@@ -187,25 +205,43 @@ impl Queues for LocalStore {
                     rows.collect::<Result<_, _>>().map_err(sql)?
                 };
                 let mut out = Vec::with_capacity(candidates.len());
+                // No savepoint around this job: every item is settled one way or another
+                // (delivered, dead-lettered, dropped) by writes that can fail only if
+                // SQLite does.
                 for (id, count) in candidates {
+                    let mut m = match load_message(tx, &id) {
+                        Ok(Some(m)) => m,
+                        Ok(None) => {
+                            tx.prepare_cached("DELETE FROM queue_items WHERE queue = ?1 AND message_id = ?2")
+                                .map_err(sql)?
+                                .execute([queue.as_str(), &id])
+                                .map_err(sql)?;
+                            continue;
+                        }
+                        Err(StoreError::Corrupt(e)) => {
+                            // Undeliverable as stored: keep it, with the reason, for a human.
+                            let why = format!("the stored message cannot be read: {e}");
+                            dead_letter_loaded(tx, queue, &id, None, Some(&why), now)?;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     if count >= MAX_RECEIVES {
                         // Received the maximum number of times without success (e.g. the
                         // consumer crashed each time): dead-letter instead of delivering.
-                        dead_letter(tx, queue, &id, Some("maximum receives exceeded"), now)?;
+                        let primary = (queue == primary_queue(m.message_type)).then_some(m);
+                        dead_letter_loaded(tx, queue, &id, primary, Some("maximum receives exceeded"), now)?;
                         continue;
                     }
-                    let Some(mut m) = load_message(tx, &id)? else {
-                        tx.execute("DELETE FROM queue_items WHERE queue = ?1 AND message_id = ?2", [queue.as_str(), &id])
-                            .map_err(sql)?;
-                        continue;
-                    };
                     if queue == primary_queue(m.message_type) {
                         if m.status == Status::Failed {
                             set_status(tx, &mut m, Status::Queued, None, false, now)?;
                         }
                         if !m.status.can_transition(Status::Processing) {
                             tracing::warn!(message_id = %m.id, status = %m.status, "dropping queue item of a message that cannot be processed");
-                            tx.execute("DELETE FROM queue_items WHERE queue = ?1 AND message_id = ?2", [queue.as_str(), &id])
+                            tx.prepare_cached("DELETE FROM queue_items WHERE queue = ?1 AND message_id = ?2")
+                                .map_err(sql)?
+                                .execute([queue.as_str(), &id])
                                 .map_err(sql)?;
                             continue;
                         }
@@ -244,7 +280,7 @@ impl Queues for LocalStore {
         let d = d.clone();
         let now = self.clock.now();
         self.db
-            .write(move |ctx| {
+            .write_unisolated(move |ctx| {
                 let tx = ctx.tx;
                 check_receipt(tx, &d)?;
                 remove_and_complete(tx, &d, now)
@@ -263,18 +299,23 @@ impl Queues for LocalStore {
         let now = self.clock.now();
         let held = self
             .db
-            .write(move |ctx| {
+            .write_unisolated(move |ctx| {
                 let tx = ctx.tx;
                 let id = d.message.id.as_str();
-                crate::inbox::upsert_attempt(tx, id, &body, outcome, now.timestamp_millis())?;
-                // A stale receipt must not undo the record: answer it as a value, so
-                // this job's writes are committed, and report the conflict after.
+                let now_ms = now.timestamp_millis();
+                // A stale receipt must not lose the record: answer it as a value, so the
+                // record is committed, and report the conflict after.
                 match check_receipt(tx, &d) {
                     Ok(()) => {}
-                    Err(StoreError::Conflict(_)) => return Ok(Err(d)),
+                    Err(StoreError::Conflict(_)) => {
+                        crate::inbox::upsert_attempt(tx, id, &body, outcome, now_ms)?;
+                        return Ok(Err(d));
+                    }
                     Err(e) => return Err(e),
                 }
+                // Checks first (`remove_and_complete` fails before writing), the record last.
                 remove_and_complete(tx, &d, now)?;
+                crate::inbox::upsert_attempt(tx, id, &body, outcome, now_ms)?;
                 Ok(Ok(()))
             })
             .await?;
