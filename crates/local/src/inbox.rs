@@ -22,6 +22,11 @@ fn state_str(s: DeliveryState) -> &'static str {
     }
 }
 
+/// The SQL condition `state = '<state>'`, with the state as a literal.
+fn state_is(s: DeliveryState) -> String {
+    format!("state = '{}'", state_str(s))
+}
+
 fn parse_state(s: &str) -> StoreResult<DeliveryState> {
     Ok(match s {
         "pending" => DeliveryState::Pending,
@@ -132,14 +137,14 @@ impl Inbox for LocalStore {
         self.db
             .read(move |c| {
                 let cursor = cursor.map(|c| MessageId::parse(&c).map_err(|_| StoreError::InvalidCursor)).transpose()?;
-                let mut clauses = Vec::new();
+                let mut clauses: Vec<String> = Vec::new();
                 let mut params: Vec<String> = Vec::new();
                 if let Some(s) = state {
-                    clauses.push("state = ?");
-                    params.push(state_str(s).into());
+                    // A literal, so that SQLite can use the partial state index.
+                    clauses.push(state_is(s));
                 }
                 if let Some(c) = &cursor {
-                    clauses.push("message_id < ?");
+                    clauses.push("message_id < ?".into());
                     params.push(c.to_string());
                 }
                 let where_ =
@@ -160,5 +165,37 @@ impl Inbox for LocalStore {
                 Ok(Page { items, next_cursor })
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The partial state index serves the states few entries stay in; the final ones
+    /// walk the inbox newest first.
+    #[test]
+    fn a_state_filter_uses_the_partial_index_for_unfinished_states() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rez.db");
+        let mut conn = rusqlite::Connection::open(&path).expect("open");
+        crate::migrations::run(&mut conn, &path).expect("migrate");
+        for state in [DeliveryState::Pending, DeliveryState::Delivered, DeliveryState::Failed, DeliveryState::InboxOnly]
+        {
+            let q = format!(
+                "EXPLAIN QUERY PLAN SELECT {COLUMNS} FROM inbox WHERE {} ORDER BY message_id DESC LIMIT 11",
+                state_is(state)
+            );
+            let plan: Vec<String> = conn
+                .prepare(&q)
+                .expect("plan")
+                .query_map([], |r| r.get::<_, String>(3))
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("plan rows");
+            let indexed = plan.iter().any(|p| p.contains("INDEX inbox_by_state"));
+            let unfinished = matches!(state, DeliveryState::Pending | DeliveryState::Failed);
+            assert_eq!(indexed, unfinished, "{state:?}: {plan:?}");
+        }
     }
 }

@@ -64,35 +64,36 @@ impl MessageStore for LocalStore {
         let f = filter.clone();
         self.db
             .read(move |c| {
-                let mut clauses: Vec<&str> = Vec::new();
+                let mut clauses: Vec<String> = Vec::new();
                 let mut params: Vec<SqlValue> = Vec::new();
                 if let Some(s) = f.status {
-                    clauses.push("status = ?");
-                    params.push(SqlValue::Text(s.as_str().into()));
+                    // A literal, not a parameter: only then can SQLite see that the
+                    // partial status index covers it (an enum's fixed name, never input).
+                    clauses.push(status_is(s));
                 }
                 if let Some(t) = f.message_type {
-                    clauses.push("message_type = ?");
+                    clauses.push("message_type = ?".into());
                     params.push(SqlValue::Text(t.as_str().into()));
                 }
                 if let Some(s) = f.stage {
-                    clauses.push("stage = ?");
+                    clauses.push("stage = ?".into());
                     params.push(SqlValue::Text(s.as_str().into()));
                 }
                 if let Some(b) = f.created_by {
-                    clauses.push("created_by = ?");
+                    clauses.push("created_by = ?".into());
                     params.push(SqlValue::Text(b.as_str().into()));
                 }
                 if let Some(a) = f.created_after {
-                    clauses.push("created_ms >= ?");
+                    clauses.push("created_ms >= ?".into());
                     params.push(SqlValue::Integer(a.timestamp_millis()));
                 }
                 if let Some(b) = f.created_before {
-                    clauses.push("created_ms < ?");
+                    clauses.push("created_ms < ?".into());
                     params.push(SqlValue::Integer(b.timestamp_millis()));
                 }
                 if let Some(cur) = &f.cursor {
                     let id = MessageId::parse(cur).map_err(|_| StoreError::InvalidCursor)?;
-                    clauses.push("id < ?");
+                    clauses.push("id < ?".into());
                     params.push(SqlValue::Text(id.as_str().into()));
                 }
                 let limit = f.limit.clamp(1, 100);
@@ -154,6 +155,11 @@ impl MessageStore for LocalStore {
         // The writer must answer too: a deep health check that passes while writes hang is a lie.
         self.db.write(|_| Ok(())).await
     }
+}
+
+/// The SQL condition `status = '<status>'`, with the status as a literal.
+pub(crate) fn status_is(status: Status) -> String {
+    format!("status = '{}'", status.as_str())
 }
 
 /// A new message made ready for [`submit_encoded`]: status `queued`, `updated_date` set,
@@ -253,4 +259,35 @@ pub(crate) fn submit_encoded(
         }
     }
     Ok(Submitted::Created(message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The partial status index serves a list filtered on any status but `completed`
+    /// (which walks the table newest first); the filter must be written so that SQLite
+    /// can tell (`status_is`).
+    #[test]
+    fn a_status_filter_uses_the_partial_index_except_for_completed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rez.db");
+        let mut conn = rusqlite::Connection::open(&path).expect("open");
+        crate::migrations::run(&mut conn, &path).expect("migrate");
+        for status in Status::ALL {
+            let q = format!(
+                "EXPLAIN QUERY PLAN SELECT {MESSAGE_COLUMNS} FROM messages WHERE {} AND id < ?1 ORDER BY id DESC LIMIT 11",
+                status_is(status)
+            );
+            let plan: Vec<String> = conn
+                .prepare(&q)
+                .expect("plan")
+                .query_map(["z"], |r| r.get::<_, String>(3))
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("plan rows");
+            let indexed = plan.iter().any(|p| p.contains("INDEX messages_by_status"));
+            assert_eq!(indexed, status != Status::Completed, "{status}: {plan:?}");
+        }
+    }
 }
