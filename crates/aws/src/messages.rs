@@ -474,6 +474,8 @@ impl MessageStore for AwsStore {
             }
             prev = Some(rec.clone());
             rec.message.status = rec.message.status.transition(Status::Queued)?;
+            // Counted as a retry (see `MessageStore::retry`).
+            rec.message.retry_count += 1;
             rec.message.updated_date = now;
             rec.receipt = None;
             rec.parked = None;

@@ -674,11 +674,13 @@ impl Queues for AwsStore {
                 }
                 prev = Some(rec.clone());
                 let source = dl.source_queue;
-                if source == primary_queue(rec.message.message_type)
-                    && rec.message.status.can_transition(Status::Queued)
-                {
-                    rec.message.status = Status::Queued;
+                if source == primary_queue(rec.message.message_type) {
+                    // Counted as a retry (see `Queues::redrive`).
+                    rec.message.retry_count += 1;
                     rec.message.updated_date = now;
+                    if rec.message.status.can_transition(Status::Queued) {
+                        rec.message.status = Status::Queued;
+                    }
                 }
                 rec.dead_letter = None;
                 rec.receipt = None;

@@ -168,6 +168,59 @@ async fn redelivery_after_a_worker_dies_does_not_push_twice() {
     server.shutdown().await.unwrap();
 }
 
+/// A first delivery ever skips the inbox lookup (nothing can have been pushed before);
+/// everything else looks. A message dead-lettered by receives alone (a worker that died
+/// each time, so nothing counted a failure) and then redriven or retried starts its
+/// receive count afresh: the redrive and the retry count in `retry_count`, so its next
+/// delivery still finds the push the first one recorded, and does not push again.
+#[tokio::test]
+async fn a_redriven_or_retried_message_whose_push_was_recorded_is_not_pushed_again() {
+    use rez_core::ports::{RedriveSelector, is_first_delivery};
+    let ntfy = rez_testkit::ntfy::FakeNtfy::start().await;
+    for how in ["redrive", "retry"] {
+        // A store of its own each time: a consumer that has asked once gets the next
+        // message handed over at publish, with its earlier (long) visibility timeout.
+        let dir = tempfile::tempdir().unwrap();
+        let config = common::config(dir.path().to_path_buf(), Some(&ntfy));
+        let store = rez_cli::wiring::open_store(&config).unwrap();
+        let services = rez_cli::wiring::services(&config, &store, Default::default()).unwrap();
+        let processor =
+            NotificationProcessor::new(services.inbox.clone(), services.notifier.clone(), Arc::new(Metrics::new()));
+        let new =
+            NewMessage::from_json(&json!({"message_type": "notify", "payload": {"message": how}}), Stage::Dev).unwrap();
+        let m = Message::create(new, CreatedBy::Api, SystemClock.now());
+        store.submit(m).await.unwrap();
+        let short = Duration::from_millis(5);
+        let d = store.receive(QueueName::Notifications, 1, short).await.unwrap().remove(0);
+        assert!(is_first_delivery(&d.message, d.receive_count));
+        let Handled::Notified { notification, outcome } = processor.handle(&d.message, d.receive_count).await.unwrap()
+        else {
+            panic!("the first delivery pushes");
+        };
+        services.inbox.record(&d.message.id, &notification, outcome).await.unwrap();
+        // The completion never lands; the visibility runs out at every receive until the
+        // receive limit dead-letters the message.
+        let mut receives = 1;
+        while store.dead_letters(None, 10, None).await.unwrap().items.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            receives += store.receive(QueueName::Notifications, 1, short).await.unwrap().len();
+            assert!(receives <= 3, "dead-lettered after three receives");
+        }
+        if how == "redrive" {
+            assert_eq!(store.redrive(&RedriveSelector::Ids(vec![d.message.id.clone()])).await.unwrap(), 1);
+        } else {
+            store.retry(&d.message.id).await.unwrap();
+        }
+        let again = store.receive(QueueName::Notifications, 1, Duration::from_secs(60)).await.unwrap().remove(0);
+        assert_eq!(again.receive_count, 1, "{how} starts the receive count afresh");
+        assert!(!is_first_delivery(&again.message, again.receive_count), "{how} counts as a retry");
+        let handled = processor.handle(&again.message, again.receive_count).await.unwrap();
+        assert!(matches!(handled, Handled::Done), "{how}: the recorded push is found");
+        store.complete(&again).await.unwrap();
+    }
+    assert_eq!(ntfy.count(), 2, "one push per message");
+}
+
 /// `rez send` and the other CLI commands write to the database from another process; the
 /// idle server hears of it through the wake socket, not at its next idle poll (30 s).
 #[tokio::test]

@@ -99,7 +99,9 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn get_message(&self, id: &MessageId) -> StoreResult<Option<Message>>;
     async fn list_messages(&self, filter: &MessageFilter) -> StoreResult<Page<Message>>;
     /// Re-queue a `failed` or `dead_lettered` message on its primary queue with a fresh
-    /// receive count (removing it from the DLQ if it is there).
+    /// receive count (removing it from the DLQ if it is there), and count it in
+    /// `retry_count`. So a delivery with receive count 1 and `retry_count` 0 is the
+    /// message's first delivery ever ([`is_first_delivery`]).
     async fn retry(&self, id: &MessageId) -> StoreResult<Message>;
     /// A cheap round trip to the backend, for deep health checks.
     async fn ping(&self) -> StoreResult<()>;
@@ -115,6 +117,15 @@ pub struct Delivery {
     pub message: Message,
     /// 1 on first delivery.
     pub receive_count: u32,
+}
+
+/// No earlier delivery of this message can have reached a handler: this is the first
+/// receive of its queue item (`receive_count` 1), and the message was never retried,
+/// redriven or failed (each counts in `retry_count`; a receive count starts afresh only
+/// then, or after a [`Queues::release`] of a delivery never handled). Handlers may skip
+/// looking for the record of an earlier attempt then.
+pub fn is_first_delivery(message: &Message, receive_count: u32) -> bool {
+    receive_count == 1 && message.retry_count == 0
 }
 
 /// Whether another attempt can succeed.
@@ -201,7 +212,8 @@ pub trait Queues: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Failed: back off and retry, or dead-letter.
     async fn fail(&self, delivery: &Delivery, error: &str, kind: FailureKind) -> StoreResult<FailOutcome>;
-    /// Give a delivery back untouched (shutdown): visible again now.
+    /// Give a delivery back untouched (shutdown): visible again now, and not counted as
+    /// a receive. Only for a delivery whose handler never ran.
     async fn release(&self, delivery: &Delivery) -> StoreResult<()>;
     /// Resolve when `queue` may have work, or after `timeout`.
     async fn wait_for_work(&self, queue: QueueName, timeout: Duration);
@@ -212,7 +224,9 @@ pub trait Queues: Send + Sync + 'static {
         limit: usize,
         cursor: Option<String>,
     ) -> StoreResult<Page<DeadLetter>>;
-    /// Move dead letters back to their source queue; returns how many moved.
+    /// Move dead letters back to their source queue with a fresh receive count; returns
+    /// how many moved. Each move from a message's primary queue counts in its
+    /// `retry_count` (see [`MessageStore::retry`]).
     async fn redrive(&self, selector: &RedriveSelector) -> StoreResult<u64>;
     /// Drop a dead letter for good; false if it was not in a DLQ.
     async fn delete_dead_letter(&self, id: &MessageId) -> StoreResult<bool>;

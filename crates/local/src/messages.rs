@@ -130,7 +130,9 @@ impl MessageStore for LocalStore {
                         m.status
                     )));
                 }
-                set_status(tx, &mut m, Status::Queued, None, false, now)?;
+                // Counted as a retry: a later first receive is not the message's first
+                // delivery (see `MessageStore::retry`).
+                set_status(tx, &mut m, Status::Queued, None, true, now)?;
                 let queue = primary_queue(m.message_type);
                 tx.execute(&format!("DELETE FROM queue_items WHERE {} AND message_id = ?1", *ANY_QUEUE), [id.as_str()])
                     .map_err(sql)?;

@@ -523,11 +523,16 @@ impl Queues for LocalStore {
                         rusqlite::params![dlq, id, src.as_str(), now.timestamp_millis()],
                     )
                     .map_err(sql)?;
+                    // Counted as a retry (see `Queues::redrive`).
                     if let Some(mut m) = load_message(tx, &id)?
                         && src == primary_queue(m.message_type)
-                        && m.status.can_transition(Status::Queued)
                     {
-                        set_status(tx, &mut m, Status::Queued, None, false, now)?;
+                        if m.status.can_transition(Status::Queued) {
+                            set_status(tx, &mut m, Status::Queued, None, true, now)?;
+                        } else {
+                            tx.execute("UPDATE messages SET retry_count = retry_count + 1 WHERE id = ?1", [&id])
+                                .map_err(sql)?;
+                        }
                     }
                     ctx.wake(src);
                     moved += 1;

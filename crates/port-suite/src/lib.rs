@@ -173,9 +173,11 @@ pub async fn complete_notified_keeps_the_record_when_the_receipt_is_stale(s: Arc
 pub async fn visibility_timeout_redelivers(s: Arc<dyn Store>) {
     s.submit(notify("x")).await.unwrap();
     let first = s.receive(QueueName::Notifications, 1, Duration::from_millis(300)).await.unwrap().remove(0);
+    assert!(is_first_delivery(&first.message, first.receive_count));
     let second = receive_eventually(&*s, QueueName::Notifications, Duration::from_secs(5)).await.remove(0);
     assert_eq!(second.message.id, first.message.id);
     assert_eq!(second.receive_count, 2);
+    assert!(!is_first_delivery(&second.message, second.receive_count));
     assert!(s.complete(&first).await.is_err(), "a stale receipt cannot complete");
     s.complete(&second).await.unwrap();
 }
@@ -237,10 +239,13 @@ pub async fn redrive_returns_dead_letters(s: Arc<dyn Store>) {
     // Redriving another queue moves nothing.
     assert_eq!(s.redrive(&RedriveSelector::Queue(QueueName::WebActions)).await.unwrap(), 0);
     assert_eq!(s.redrive(&RedriveSelector::Ids(vec![m.id.clone()])).await.unwrap(), 1);
-    assert_eq!(s.get_message(&m.id).await.unwrap().unwrap().status, Status::Queued);
+    let redriven = s.get_message(&m.id).await.unwrap().unwrap();
+    assert_eq!(redriven.status, Status::Queued);
+    assert_eq!(redriven.retry_count, m.retry_count + 1, "a redrive counts as a retry");
     let d = receive_eventually(&*s, QueueName::Notifications, Duration::from_secs(5)).await.remove(0);
     assert_eq!(d.message.id, m.id);
     assert_eq!(d.receive_count, 1, "redrive resets the receive count");
+    assert!(!is_first_delivery(&d.message, d.receive_count));
     s.complete(&d).await.unwrap();
     assert_eq!(s.get_message(&m.id).await.unwrap().unwrap().status, Status::Completed);
     assert!(s.dead_letters(None, 10, None).await.unwrap().items.is_empty());
@@ -258,6 +263,8 @@ pub async fn retry_requeues_failed_messages(s: Arc<dyn Store>) {
     let m = fail_to_dlq(&*s).await;
     let r = s.retry(&m.id).await.unwrap();
     assert_eq!(r.status, Status::Queued);
+    assert_eq!(r.retry_count, m.retry_count + 1, "a retry counts in retry_count");
+    assert_eq!(s.get_message(&m.id).await.unwrap().unwrap().retry_count, r.retry_count);
     assert!(s.dead_letters(None, 10, None).await.unwrap().items.is_empty());
     let d = receive_eventually(&*s, QueueName::Notifications, Duration::from_secs(5)).await.remove(0);
     assert_eq!(d.message.id, m.id);
@@ -275,6 +282,7 @@ pub async fn release_makes_visible_again(s: Arc<dyn Store>) {
     let again = receive_all(&*s, QueueName::Notifications, VIS).await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].receive_count, 1, "a released delivery does not count as a receive");
+    assert!(is_first_delivery(&again[0].message, again[0].receive_count), "nothing handled it");
 }
 
 pub async fn list_filters_and_paginates(s: Arc<dyn Store>) {

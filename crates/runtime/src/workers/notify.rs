@@ -1,9 +1,11 @@
 //! The notification processor: delivers `notify` (and `hello_world`) messages to the
 //! push server and records every notification in the inbox.
 //!
-//! Idempotency: before pushing, the inbox entry for the message id is read; if a push was
-//! already recorded as delivered, the redelivered message is completed without pushing
-//! again. A successful push is recorded together with the delivery's completion
+//! Idempotency: before pushing a redelivered message, the inbox entry for the message id
+//! is read; if a push was already recorded as delivered, the message is completed
+//! without pushing again. A first delivery ever (`ports::is_first_delivery`: receive
+//! count 1, never retried, redriven or failed) cannot have an earlier push, so it skips
+//! that read (one database read per notification, most of them). A successful push is recorded together with the delivery's completion
 //! ([`Handled::Notified`] → `Queues::complete_notified`, one transaction locally), so the
 //! only window for a duplicate is between the push server's answer and that commit —
 //! one group commit, a few milliseconds.
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rez_core::message::{Message, MessageType};
 use rez_core::notify::NotifyPayload;
-use rez_core::ports::{AttemptOutcome, DeliveryState, Inbox, Notifier, PushError};
+use rez_core::ports::{AttemptOutcome, DeliveryState, Inbox, Notifier, PushError, is_first_delivery};
 
 use super::{Handled, Handler, HandlerError};
 use crate::metrics::Metrics;
@@ -47,10 +49,11 @@ pub fn notification_of(message: &Message) -> Result<NotifyPayload, HandlerError>
 
 #[async_trait]
 impl Handler for NotificationProcessor {
-    async fn handle(&self, message: &Message, _receive_count: u32) -> Result<Handled, HandlerError> {
+    async fn handle(&self, message: &Message, receive_count: u32) -> Result<Handled, HandlerError> {
         let notification = notification_of(message)?;
         let store_err = |e: rez_core::ports::StoreError| HandlerError::transient(format!("inbox: {e}"));
-        if let Some(entry) = self.inbox.get_entry(&message.id).await.map_err(store_err)?
+        if !is_first_delivery(message, receive_count)
+            && let Some(entry) = self.inbox.get_entry(&message.id).await.map_err(store_err)?
             && matches!(entry.state, DeliveryState::Delivered | DeliveryState::InboxOnly)
         {
             tracing::info!(message_id = %message.id, "push already recorded; not pushing again");
