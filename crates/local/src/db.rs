@@ -715,8 +715,7 @@ mod tests {
         let path = dir.path().join("rez.db");
         let mut conn = open_conn(&path, true).expect("open");
         migrations::run(&mut conn, &path).expect("migrate");
-        let query = "SELECT message_id FROM queue_items WHERE queue = ?1 AND visible_ms <= ?2 \
-                     ORDER BY visible_ms LIMIT ?3";
+        let query: &str = &crate::queues::RECEIVE_CANDIDATES;
         for now in 0..5i64 {
             let mut stmt = conn.prepare_cached(query).expect("prepare");
             let rows = stmt.query_map(rusqlite::params!["notify", now, 10i64], |r| r.get::<_, String>(0));

@@ -58,6 +58,17 @@ pub(crate) static ANY_QUEUE: std::sync::LazyLock<String> = std::sync::LazyLock::
     format!("queue IN ({})", names.join(", "))
 });
 
+/// The next visible items of a queue, oldest visibility first, each with its message
+/// (all NULL when the message is gone): one statement per receive instead of one lookup
+/// per item.
+pub(crate) static RECEIVE_CANDIDATES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT message_id, receive_count, {MESSAGE_COLUMNS} FROM queue_items \
+         LEFT JOIN messages ON messages.id = queue_items.message_id \
+         WHERE queue = ?1 AND visible_ms <= ?2 ORDER BY visible_ms LIMIT ?3"
+    )
+});
+
 fn dlq_of(name: &str) -> Option<QueueName> {
     QueueName::ALL.into_iter().find(|q| q.dlq_name() == name)
 }
@@ -192,15 +203,15 @@ impl Queues for LocalStore {
             .write_unisolated(move |ctx| {
                 let tx = ctx.tx;
                 let now_ms = now.timestamp_millis();
-                let candidates: Vec<(String, u32)> = {
-                    let mut stmt = tx
-                        .prepare_cached(
-                            "SELECT message_id, receive_count FROM queue_items WHERE queue = ?1 AND visible_ms <= ?2 \
-                             ORDER BY visible_ms LIMIT ?3",
-                        )
-                        .map_err(sql)?;
+                type Candidate = (String, u32, StoreResult<Option<Message>>);
+                let candidates: Vec<Candidate> = {
+                    let mut stmt = tx.prepare_cached(&RECEIVE_CANDIDATES).map_err(sql)?;
                     let rows = stmt
-                        .query_map(rusqlite::params![queue.as_str(), now_ms, max as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .query_map(rusqlite::params![queue.as_str(), now_ms, max as i64], |r| {
+                            let gone = r.get::<_, Option<String>>(2)?.is_none();
+                            let message = if gone { Ok(None) } else { message_from_row(r, 2).map(Some) };
+                            Ok((r.get(0)?, r.get(1)?, message))
+                        })
                         .map_err(sql)?;
                     rows.collect::<Result<_, _>>().map_err(sql)?
                 };
@@ -208,8 +219,8 @@ impl Queues for LocalStore {
                 // No savepoint around this job: every item is settled one way or another
                 // (delivered, dead-lettered, dropped) by writes that can fail only if
                 // SQLite does.
-                for (id, count) in candidates {
-                    let mut m = match load_message(tx, &id) {
+                for (id, count, message) in candidates {
+                    let mut m = match message {
                         Ok(Some(m)) => m,
                         Ok(None) => {
                             tx.prepare_cached("DELETE FROM queue_items WHERE queue = ?1 AND message_id = ?2")
@@ -612,6 +623,26 @@ impl LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A receive reads its candidates through the visibility index and each message by
+    /// its primary key, in one statement; nothing is scanned or sorted.
+    #[test]
+    fn the_receive_query_seeks_and_does_not_sort() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rez.db");
+        let mut conn = Connection::open(&path).expect("open");
+        crate::migrations::run(&mut conn, &path).expect("migrate");
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", *RECEIVE_CANDIDATES))
+            .expect("plan")
+            .query_map(rusqlite::params!["notify", 0i64, 10i64], |r| r.get::<_, String>(3))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("plan rows");
+        assert!(plan.iter().any(|p| p.contains("queue_items USING INDEX queue_items_by_visibility")), "{plan:?}");
+        assert!(plan.iter().any(|p| p.contains("SEARCH messages USING PRIMARY KEY (id=?)")), "{plan:?}");
+        assert!(!plan.iter().any(|p| p.starts_with("SCAN") || p.contains("TEMP B-TREE")), "{plan:?}");
+    }
 
     /// Without an index on `message_id`, a lookup by message id alone must still seek the
     /// primary key (one seek per queue name), not scan every queue item.
