@@ -229,13 +229,15 @@ impl Queues for LocalStore {
                                 .map_err(sql)?;
                             continue;
                         }
-                        Err(StoreError::Corrupt(e)) => {
-                            // Undeliverable as stored: keep it, with the reason, for a human.
+                        Err(e) => {
+                            // The row cannot be decoded (a bad value or a column of the
+                            // wrong type): undeliverable as stored. Keep it, with the
+                            // reason, for a human; failing here instead would fail every
+                            // receive of this queue (and, without a savepoint, its group).
                             let why = format!("the stored message cannot be read: {e}");
                             dead_letter_loaded(tx, queue, &id, None, Some(&why), now)?;
                             continue;
                         }
-                        Err(e) => return Err(e),
                     };
                     if count >= MAX_RECEIVES {
                         // Received the maximum number of times without success (e.g. the
