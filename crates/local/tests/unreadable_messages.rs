@@ -25,40 +25,43 @@ async fn an_unreadable_message_is_dead_lettered_and_the_rest_delivered() {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = LocalStore::open(&dir.path().join("rez.db"), clock.clone(), QueueConfig::default()).expect("open");
     let mut ids = Vec::new();
-    for text in ["one", "two", "three"] {
+    for text in ["one", "two", "three", "four"] {
         let m = notify(&*clock, text);
         ids.push(m.id.to_string());
         store.submit(m).await.expect("submit");
     }
-    let damaged = ids[1].clone();
-    let target = damaged.clone();
+    // One bad value, and one column of the wrong type (SQLite's error, not a decoding one).
+    let (damaged, mistyped) = (ids[1].clone(), ids[2].clone());
+    let targets = (damaged.clone(), mistyped.clone());
     store
         .db()
         .write(move |ctx| {
             ctx.tx
-                .execute("UPDATE messages SET payload = '{not json' WHERE id = ?1", [&target])
+                .execute("UPDATE messages SET payload = '{not json' WHERE id = ?1", [&targets.0])
+                .and_then(|_| ctx.tx.execute("UPDATE messages SET created_ms = 'soon' WHERE id = ?1", [&targets.1]))
                 .map_err(|e| StoreError::Unavailable(e.to_string()))
         })
         .await
-        .expect("damage the row");
+        .expect("damage the rows");
 
     let taken = store.receive(QueueName::Notifications, 10, Duration::from_secs(60)).await.expect("receive");
     let delivered: Vec<String> = taken.iter().map(|d| d.message.id.to_string()).collect();
-    assert_eq!(delivered, vec![ids[0].clone(), ids[2].clone()]);
+    assert_eq!(delivered, vec![ids[0].clone(), ids[3].clone()]);
 
-    let id = damaged.clone();
-    let (queue, error): (String, String) = store
-        .db()
-        .read(move |c| {
-            c.query_row("SELECT queue, last_error FROM queue_items WHERE message_id = ?1", [&id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+    for id in [damaged, mistyped] {
+        let (queue, error): (String, String) = store
+            .db()
+            .read(move |c| {
+                c.query_row("SELECT queue, last_error FROM queue_items WHERE message_id = ?1", [&id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
             })
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
-        })
-        .await
-        .expect("the damaged message's queue item");
-    assert_eq!(queue, QueueName::Notifications.dlq_name());
-    assert!(error.contains("cannot be read"), "{error}");
+            .await
+            .expect("the damaged message's queue item");
+        assert_eq!(queue, QueueName::Notifications.dlq_name());
+        assert!(error.contains("cannot be read"), "{error}");
+    }
 
     assert!(
         store.receive(QueueName::Notifications, 10, Duration::from_secs(60)).await.expect("receive again").is_empty(),
