@@ -725,7 +725,8 @@ mod tests {
     }
 
     /// Hold the writer inside a job until the returned sender fires, so that the jobs
-    /// sent meanwhile land in one group.
+    /// sent meanwhile land in one group. (`tokio::join!` polls its futures in order, and a
+    /// write sends its job at the first poll: the jobs are queued before the release.)
     async fn hold_writer(db: &Db) -> std::sync::mpsc::Sender<()> {
         let (release, held) = std::sync::mpsc::channel::<()>();
         let (inside, entered) = oneshot::channel();
@@ -776,8 +777,7 @@ mod tests {
         };
         let (before, failed, after, ()) =
             tokio::join!(db.write_unisolated(insert(1)), db.write_unisolated(halfway), db.write(insert(3)), async {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                release.send(()).expect("release");
+                release.send(()).expect("release")
             });
         assert!(
             matches!(&before, Err(StoreError::Unavailable(e)) if e.contains("rolled back")),
@@ -802,10 +802,7 @@ mod tests {
             db.write_unisolated(insert(1)),
             db.write_unisolated(refuse),
             db.write_unisolated(insert(3)),
-            async {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                release.send(()).expect("release");
-            }
+            async { release.send(()).expect("release") }
         );
         assert_eq!((a.expect("a"), c.expect("c")), (1, 1));
         assert!(matches!(refused, Err(StoreError::Conflict(_))));
@@ -820,10 +817,7 @@ mod tests {
             db.write_unisolated(insert(4)),
             db.write_unisolated(panics),
             db.write_unisolated(insert(6)),
-            async {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                release.send(()).expect("release");
-            }
+            async { release.send(()).expect("release") }
         );
         assert!(d.is_err() && panicked.is_err(), "{d:?} {panicked:?}");
         assert_eq!(f.expect("the job after the panic"), 1);

@@ -177,22 +177,11 @@ mod tests {
     #[test]
     fn a_state_filter_uses_the_partial_index_for_unfinished_states() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("rez.db");
-        let mut conn = rusqlite::Connection::open(&path).expect("open");
-        crate::migrations::run(&mut conn, &path).expect("migrate");
+        let conn = crate::test_support::migrated(dir.path());
         for state in [DeliveryState::Pending, DeliveryState::Delivered, DeliveryState::Failed, DeliveryState::InboxOnly]
         {
-            let q = format!(
-                "EXPLAIN QUERY PLAN SELECT {COLUMNS} FROM inbox WHERE {} ORDER BY message_id DESC LIMIT 11",
-                state_is(state)
-            );
-            let plan: Vec<String> = conn
-                .prepare(&q)
-                .expect("plan")
-                .query_map([], |r| r.get::<_, String>(3))
-                .expect("rows")
-                .collect::<Result<_, _>>()
-                .expect("plan rows");
+            let q = format!("SELECT {COLUMNS} FROM inbox WHERE {} ORDER BY message_id DESC LIMIT 11", state_is(state));
+            let plan = crate::test_support::query_plan(&conn, &q, []);
             let indexed = plan.iter().any(|p| p.contains("INDEX inbox_by_state"));
             let unfinished = matches!(state, DeliveryState::Pending | DeliveryState::Failed);
             assert_eq!(indexed, unfinished, "{state:?}: {plan:?}");

@@ -21,6 +21,9 @@ mod schedules;
 mod secrets;
 pub mod wake;
 
+#[cfg(test)]
+mod test_support;
+
 use std::path::Path;
 use std::sync::Arc;
 

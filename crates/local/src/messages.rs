@@ -160,7 +160,7 @@ impl MessageStore for LocalStore {
 }
 
 /// The SQL condition `status = '<status>'`, with the status as a literal.
-pub(crate) fn status_is(status: Status) -> String {
+fn status_is(status: Status) -> String {
     format!("status = '{}'", status.as_str())
 }
 
@@ -273,21 +273,13 @@ mod tests {
     #[test]
     fn a_status_filter_uses_the_partial_index_except_for_completed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("rez.db");
-        let mut conn = rusqlite::Connection::open(&path).expect("open");
-        crate::migrations::run(&mut conn, &path).expect("migrate");
+        let conn = crate::test_support::migrated(dir.path());
         for status in Status::ALL {
             let q = format!(
-                "EXPLAIN QUERY PLAN SELECT {MESSAGE_COLUMNS} FROM messages WHERE {} AND id < ?1 ORDER BY id DESC LIMIT 11",
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE {} AND id < ?1 ORDER BY id DESC LIMIT 11",
                 status_is(status)
             );
-            let plan: Vec<String> = conn
-                .prepare(&q)
-                .expect("plan")
-                .query_map(["z"], |r| r.get::<_, String>(3))
-                .expect("rows")
-                .collect::<Result<_, _>>()
-                .expect("plan rows");
+            let plan = crate::test_support::query_plan(&conn, &q, ["z"]);
             let indexed = plan.iter().any(|p| p.contains("INDEX messages_by_status"));
             assert_eq!(indexed, status != Status::Completed, "{status}: {plan:?}");
         }

@@ -73,16 +73,11 @@ fn dlq_of(name: &str) -> Option<QueueName> {
     QueueName::ALL.into_iter().find(|q| q.dlq_name() == name)
 }
 
-/// Move one item to its DLQ and mark the message dead-lettered (if the state machine allows).
-fn dead_letter(tx: &Connection, queue: QueueName, id: &str, error: Option<&str>, now: Timestamp) -> StoreResult<()> {
-    let message = if queue == primary_queue_of(tx, id)? { load_message(tx, id)? } else { None };
-    dead_letter_loaded(tx, queue, id, message, error, now)
-}
-
-/// [`dead_letter`] with the message already loaded (`None`: leave its status alone). Its
-/// only possible failures are SQLite's, so a job without a savepoint can use it after
-/// writing.
-fn dead_letter_loaded(
+/// Move one item to its DLQ and mark `message` (loaded by the caller; `None` on other
+/// queues than its primary one, or when it cannot be read) dead-lettered if the state
+/// machine allows. Its only possible failures are SQLite's, so a job without a savepoint
+/// can use it after writing.
+fn dead_letter(
     tx: &Connection,
     queue: QueueName,
     id: &str,
@@ -105,14 +100,6 @@ fn dead_letter_loaded(
     }
     tracing::warn!(message_id = id, queue = %queue, "message dead-lettered");
     Ok(())
-}
-
-fn primary_queue_of(tx: &Connection, id: &str) -> StoreResult<QueueName> {
-    let t: Option<String> =
-        tx.query_row("SELECT message_type FROM messages WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(sql)?;
-    let t = t.ok_or_else(|| StoreError::NotFound(format!("message {id}")))?;
-    let t = rez_core::MessageType::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("message_type {t}")))?;
-    Ok(primary_queue(t))
 }
 
 /// Remove a finished delivery from its queue and, on the message's primary queue, mark
@@ -235,7 +222,7 @@ impl Queues for LocalStore {
                             // reason, for a human; failing here instead would fail every
                             // receive of this queue (and, without a savepoint, its group).
                             let why = format!("the stored message cannot be read: {e}");
-                            dead_letter_loaded(tx, queue, &id, None, Some(&why), now)?;
+                            dead_letter(tx, queue, &id, None, Some(&why), now)?;
                             continue;
                         }
                     };
@@ -243,7 +230,7 @@ impl Queues for LocalStore {
                         // Received the maximum number of times without success (e.g. the
                         // consumer crashed each time): dead-letter instead of delivering.
                         let primary = (queue == primary_queue(m.message_type)).then_some(m);
-                        dead_letter_loaded(tx, queue, &id, primary, Some("maximum receives exceeded"), now)?;
+                        dead_letter(tx, queue, &id, primary, Some("maximum receives exceeded"), now)?;
                         continue;
                     }
                     if queue == primary_queue(m.message_type) {
@@ -347,10 +334,11 @@ impl Queues for LocalStore {
                 let id = d.message.id.as_str();
                 let primary = d.queue == primary_queue(d.message.message_type);
                 if kind == FailureKind::Permanent || d.receive_count >= MAX_RECEIVES {
-                    if primary && let Some(mut m) = load_message(tx, id)? {
-                        set_status(tx, &mut m, Status::Failed, Some(&error), true, now)?;
+                    let mut message = if primary { load_message(tx, id)? } else { None };
+                    if let Some(m) = &mut message {
+                        set_status(tx, m, Status::Failed, Some(&error), true, now)?;
                     }
-                    dead_letter(tx, d.queue, id, Some(&error), now)?;
+                    dead_letter(tx, d.queue, id, message, Some(&error), now)?;
                     return Ok(FailOutcome::DeadLettered);
                 }
                 let visible_at = now + chrono::Duration::from_std(backoff).unwrap_or(chrono::Duration::seconds(1));
@@ -631,16 +619,9 @@ mod tests {
     #[test]
     fn the_receive_query_seeks_and_does_not_sort() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("rez.db");
-        let mut conn = Connection::open(&path).expect("open");
-        crate::migrations::run(&mut conn, &path).expect("migrate");
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", *RECEIVE_CANDIDATES))
-            .expect("plan")
-            .query_map(rusqlite::params!["notify", 0i64, 10i64], |r| r.get::<_, String>(3))
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("plan rows");
+        let conn = crate::test_support::migrated(dir.path());
+        let plan =
+            crate::test_support::query_plan(&conn, &RECEIVE_CANDIDATES, rusqlite::params!["notify", 0i64, 10i64]);
         assert!(plan.iter().any(|p| p.contains("queue_items USING INDEX queue_items_by_visibility")), "{plan:?}");
         assert!(plan.iter().any(|p| p.contains("SEARCH messages USING PRIMARY KEY (id=?)")), "{plan:?}");
         assert!(!plan.iter().any(|p| p.starts_with("SCAN") || p.contains("TEMP B-TREE")), "{plan:?}");
@@ -651,17 +632,9 @@ mod tests {
     #[test]
     fn a_lookup_by_message_id_seeks_the_primary_key() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("rez.db");
-        let mut conn = Connection::open(&path).expect("open");
-        crate::migrations::run(&mut conn, &path).expect("migrate");
-        let sql = format!("EXPLAIN QUERY PLAN DELETE FROM queue_items WHERE {} AND message_id = ?1", *ANY_QUEUE);
-        let plan: Vec<String> = conn
-            .prepare(&sql)
-            .expect("plan")
-            .query_map(["m"], |r| r.get::<_, String>(3))
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("plan rows");
+        let conn = crate::test_support::migrated(dir.path());
+        let sql = format!("DELETE FROM queue_items WHERE {} AND message_id = ?1", *ANY_QUEUE);
+        let plan = crate::test_support::query_plan(&conn, &sql, ["m"]);
         assert!(
             plan.iter().any(|p| p.contains("SEARCH queue_items USING PRIMARY KEY (queue=? AND message_id=?)")),
             "{plan:?}"
