@@ -26,8 +26,13 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
 }
 
+/// Every handler and middleware clones the state it extracts, so the bundle sits behind
+/// one `Arc`: a clone is one reference count, not one per port.
 #[derive(Clone)]
-pub struct Services {
+pub struct Services(Arc<ServiceSet>);
+
+/// What [`Services`] shares; reached through `Deref`.
+pub struct ServiceSet {
     pub messages: Arc<dyn MessageStore>,
     pub queues: Arc<dyn Queues>,
     pub inbox: Arc<dyn Inbox>,
@@ -48,7 +53,7 @@ impl Services {
     /// that do not name one.
     pub fn new(ports: Ports, admin_key: Option<String>, stage: Stage) -> Self {
         let metrics = Arc::new(Metrics::new());
-        Self {
+        Self(Arc::new(ServiceSet {
             keys: KeyVerifier::new(ports.keys, admin_key, ports.clock.clone()),
             schedules: Schedules::new(ports.schedules, ports.engine, ports.clock.clone(), metrics.clone()),
             messages: ports.messages,
@@ -60,6 +65,14 @@ impl Services {
             metrics,
             stage,
             started: Instant::now(),
-        }
+        }))
+    }
+}
+
+impl std::ops::Deref for Services {
+    type Target = ServiceSet;
+
+    fn deref(&self) -> &ServiceSet {
+        &self.0
     }
 }
