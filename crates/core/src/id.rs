@@ -44,7 +44,12 @@ macro_rules! prefixed_id {
                         format!("`{}` is not a {} id (expected `{}_<ULID>`)", truncate(raw), stringify!($name), $prefix),
                     )
                 })?;
-                // Canonical (upper-case) form, so equal ids compare equal as strings.
+                // Canonical (upper-case) form, so equal ids compare equal as strings. Ids
+                // read back from storage are canonical already: those are copied as they are.
+                let mut canonical = [0u8; ulid::ULID_LEN];
+                if ulid.array_to_str(&mut canonical).as_bytes() == rest.as_bytes() {
+                    return Ok(Self(raw.to_owned()));
+                }
                 Ok(Self(format!("{}_{}", $prefix, ulid)))
             }
 

@@ -1,5 +1,7 @@
 //! Row ↔ domain conversions shared by the adapters.
 
+use std::sync::LazyLock;
+
 use chrono::{TimeZone, Utc};
 use rez_core::MessageId;
 use rez_core::message::{CreatedBy, IdempotencyKey, Message, MessageType, Stage};
@@ -12,6 +14,14 @@ use crate::db::sql;
 
 pub const MESSAGE_COLUMNS: &str = "id, created_ms, updated_ms, created_by, stage, message_type, status, \
      idempotency_key, retry_count, error_message, version, payload, arguments";
+
+/// Hot statements, spelled out once: `prepare_cached` looks statements up by their text,
+/// and formatting it at every call cost the writer thread an allocation per message.
+static LOAD_MESSAGE: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"));
+static INSERT_MESSAGE: LazyLock<String> = LazyLock::new(|| {
+    format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)")
+});
 
 pub fn ts(ms: i64) -> StoreResult<Timestamp> {
     Utc.timestamp_millis_opt(ms).single().ok_or_else(|| StoreError::Corrupt(format!("bad timestamp {ms}")))
@@ -52,8 +62,7 @@ pub fn message_from_row(row: &Row<'_>, base: usize) -> StoreResult<Message> {
 }
 
 pub fn load_message(conn: &Connection, id: &str) -> StoreResult<Option<Message>> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1")).map_err(sql)?;
+    let mut stmt = conn.prepare_cached(&LOAD_MESSAGE).map_err(sql)?;
     let row = stmt.query_row([id], |r| Ok(message_from_row(r, 0))).optional().map_err(sql)?;
     row.transpose()
 }
@@ -66,11 +75,7 @@ pub fn json_object(map: &serde_json::Map<String, serde_json::Value>) -> StoreRes
 /// Insert a new message whose `payload` and `arguments` are already encoded (by
 /// [`json_object`]), so the encoding can happen off the writer thread.
 pub fn insert_message_encoded(conn: &Connection, m: &Message, payload: &str, arguments: &str) -> StoreResult<()> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"
-        ))
-        .map_err(sql)?;
+    let mut stmt = conn.prepare_cached(&INSERT_MESSAGE).map_err(sql)?;
     stmt.execute(rusqlite::params![
         m.id.as_str(),
         m.created_date.timestamp_millis(),

@@ -12,6 +12,9 @@ use crate::codec::ts;
 use crate::db::sql;
 
 const COLUMNS: &str = "message_id, notification, state, attempts, last_error, push_id, created_ms, delivered_ms";
+/// Spelled out once (`prepare_cached` looks statements up by their text).
+static FIND_ENTRY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM inbox WHERE message_id = ?1"));
 
 fn state_str(s: DeliveryState) -> &'static str {
     match s {
@@ -82,7 +85,7 @@ pub(crate) fn upsert_attempt(
 }
 
 fn load(c: &rusqlite::Connection, id: &str) -> StoreResult<Option<InboxEntry>> {
-    let mut stmt = c.prepare_cached(&format!("SELECT {COLUMNS} FROM inbox WHERE message_id = ?1")).map_err(sql)?;
+    let mut stmt = c.prepare_cached(&FIND_ENTRY).map_err(sql)?;
     stmt.query_row([id], |r| Ok(entry(r))).optional().map_err(sql)?.transpose()
 }
 
