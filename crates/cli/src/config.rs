@@ -153,6 +153,8 @@ impl std::fmt::Debug for Config {
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = ".rez";
+/// Notification workers, i.e. pushes in flight to the ntfy server.
+pub const DEFAULT_NOTIFY_CONCURRENCY: u64 = 32;
 pub const DEFAULT_NOAA_URL: &str = "https://api.weather.gov";
 /// NOAA asks for a contact in the User-Agent; set `REZ_NOAA_USER_AGENT` to yours.
 pub const DEFAULT_NOAA_USER_AGENT: &str =
@@ -245,8 +247,16 @@ impl Config {
             }
             Ok(v)
         };
-        let notify_concurrency =
-            num("REZ_NOTIFY_CONCURRENCY", fc.queues.notify_concurrency.map(|v| v as u64), 64, 1..=1024)? as usize;
+        // Pushes in flight to the one ntfy server. Under overload this also decides how the
+        // CPU splits between the front door and delivery: measured on 2 cores, 32 delivers
+        // 6,600/s while the front door accepts 14,000/s; 64 took a third of the front door's
+        // share for deliveries beyond need (BENCHMARKS.md, "Notify concurrency").
+        let notify_concurrency = num(
+            "REZ_NOTIFY_CONCURRENCY",
+            fc.queues.notify_concurrency.map(|v| v as u64),
+            DEFAULT_NOTIFY_CONCURRENCY,
+            1..=1024,
+        )? as usize;
         let visibility = Duration::from_secs(num(
             "REZ_VISIBILITY_TIMEOUT_SECS",
             fc.queues.visibility_timeout_seconds,
