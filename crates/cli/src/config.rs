@@ -249,8 +249,8 @@ impl Config {
         };
         // Pushes in flight to the one ntfy server. Under overload this also decides how the
         // CPU splits between the front door and delivery: measured on 2 cores, 32 delivers
-        // 6,600/s while the front door accepts 14,000/s; 64 took a third of the front door's
-        // share for deliveries beyond need (BENCHMARKS.md, "Notify concurrency").
+        // ~6,600/s while the front door accepts ~14,000/s; at 64 the front door accepted about
+        // a quarter less, and deliveries ran far beyond need (BENCHMARKS.md, "Seventh session").
         let notify_concurrency = num(
             "REZ_NOTIFY_CONCURRENCY",
             fc.queues.notify_concurrency.map(|v| v as u64),
