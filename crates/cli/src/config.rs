@@ -154,7 +154,7 @@ impl std::fmt::Debug for Config {
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = ".rez";
 /// Notification workers, i.e. pushes in flight to the ntfy server.
-pub const DEFAULT_NOTIFY_CONCURRENCY: u64 = 32;
+pub const DEFAULT_NOTIFY_CONCURRENCY: u64 = 40;
 pub const DEFAULT_NOAA_URL: &str = "https://api.weather.gov";
 /// NOAA asks for a contact in the User-Agent; set `REZ_NOAA_USER_AGENT` to yours.
 pub const DEFAULT_NOAA_USER_AGENT: &str =
@@ -248,9 +248,9 @@ impl Config {
             Ok(v)
         };
         // Pushes in flight to the one ntfy server. Under overload this also decides how the
-        // CPU splits between the front door and delivery: measured on 2 cores, 32 delivers
-        // ~6,600/s while the front door accepts ~14,000/s; at 64 the front door accepted about
-        // a quarter less, and deliveries ran far beyond need (BENCHMARKS.md, "Seventh session").
+        // CPU splits between the front door and delivery. Measured on 2 cores (BENCHMARKS.md,
+        // "Seventh session"): 64 left the front door near 10,000/s while deliveries ran far
+        // beyond need, 32 brought delivery down to 4,900-6,800/s, 40 kept both with margin.
         let notify_concurrency = num(
             "REZ_NOTIFY_CONCURRENCY",
             fc.queues.notify_concurrency.map(|v| v as u64),
