@@ -259,6 +259,13 @@ async fn openapi_health_and_metrics() {
     ] {
         assert!(text.contains(name), "missing {name}");
     }
+    // The message's writes were committed, and every commit was timed.
+    let commits = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rez_store_commit_seconds_count "))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .expect("rez_store_commit_seconds_count");
+    assert!(commits >= 2, "the publish and the completion commits were timed: {commits}");
     let (s, m) = t.get_json("/api/metrics").await;
     assert_eq!(s, 200);
     assert_eq!(m["accepted"]["notify"], 1);

@@ -18,7 +18,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rez_core::ports::{StoreError, StoreResult};
 use rez_core::routing::QueueName;
@@ -44,6 +44,11 @@ const CHECKPOINT_WHEN_IDLE: usize = 1000;
 /// it, which under load happens only like this. Checkpointing sooner under load copied
 /// the same hot pages over and over (more CPU per message, measured).
 const CHECKPOINT_ALWAYS: usize = 10_000;
+/// A group commit or a checkpoint that takes this long is logged at debug level, with
+/// where its time went: the latency target from request to delivery is 20 ms.
+const SLOW_DEBUG: Duration = Duration::from_millis(20);
+/// ...and at warn level from this long on: every write waits behind it.
+const SLOW_WARN: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -138,7 +143,11 @@ struct Shared {
     /// Set when this process listens on the wake socket; it does not poke it after its
     /// own commits then.
     listener: OnceLock<wake::Listener>,
+    /// Told how long each successful `COMMIT` took (see [`Db::on_commit`]).
+    commit_observer: OnceLock<CommitObserver>,
 }
+
+type CommitObserver = Box<dyn Fn(Duration) + Send + Sync>;
 
 impl Shared {
     /// Wake this process's consumers of `queue`.
@@ -196,6 +205,7 @@ impl Db {
             wakers,
             external: watch::channel(0u64).0,
             listener: OnceLock::new(),
+            commit_observer: OnceLock::new(),
         });
         let (jobs, rx) = mpsc::unbounded_channel();
         let (checkpoints, requested) = std::sync::mpsc::sync_channel(1);
@@ -285,6 +295,14 @@ impl Db {
             .send(Job { run, commit_after, guard })
             .map_err(|_| StoreError::Unavailable("the database writer has stopped".into()))?;
         rx.await.map_err(|_| StoreError::Unavailable("the database writer dropped a job".into()))?
+    }
+
+    /// Tell `observe` how long each successful group commit's `COMMIT` took: writing the
+    /// group's pages to the WAL and syncing it, the disk's part of every write's latency
+    /// (a metric). Runs on the writer thread, so it must be quick. The first observer set
+    /// stays; later calls are ignored.
+    pub fn on_commit(&self, observe: impl Fn(Duration) + Send + Sync + 'static) {
+        let _ = self.shared.commit_observer.set(Box::new(observe));
     }
 
     /// Run `f` on a pooled read connection, off the async threads.
@@ -450,11 +468,17 @@ fn writer_loop(
         }
         let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
         let mut woken = HashSet::new();
-        let commit = run_group(&mut conn, &mut batch, &mut completions, &mut woken);
+        let started = Instant::now();
+        let mut commit_took = Duration::ZERO;
+        let commit = run_group(&mut conn, &mut batch, &mut completions, &mut woken, &mut commit_took);
+        log_if_slow(started.elapsed(), || (completions.len(), commit_took, wal_pages.load(Ordering::Relaxed)));
         if let Err(e) = &commit {
             tracing::error!(error = %e, jobs = completions.len(), "group commit failed");
         }
         let ok = commit.is_ok();
+        if let (true, Some(observe)) = (ok, shared.commit_observer.get()) {
+            observe(commit_took);
+        }
         for c in completions.drain(..) {
             c(commit.clone());
         }
@@ -469,7 +493,7 @@ fn writer_loop(
         }
         let pages = wal_pages.load(Ordering::Relaxed);
         if pages >= CHECKPOINT_ALWAYS {
-            checkpoint(&conn);
+            checkpoint(&conn, "writer");
             wal_pages.store(0, Ordering::Relaxed);
         } else if pages >= CHECKPOINT_WHEN_IDLE && rx.is_empty() {
             // Full means one is running or asked for already; it copies these pages too.
@@ -496,19 +520,41 @@ fn checkpointer_loop(path: &Path, requested: &std::sync::mpsc::Receiver<()>) {
             }
         }
         if let Some(c) = &conn {
-            checkpoint(c);
+            checkpoint(c, "checkpointer");
         }
     }
 }
 
+/// Log a group commit that took long, with how many jobs it answered, how much of the
+/// time was the `COMMIT` itself (the WAL's sync) and how many pages the WAL holds.
+fn log_if_slow(took: Duration, details: impl FnOnce() -> (usize, Duration, usize)) {
+    if took < SLOW_DEBUG {
+        return;
+    }
+    let (jobs, commit, wal_pages) = details();
+    let (took_ms, commit_ms) = (took.as_secs_f64() * 1e3, commit.as_secs_f64() * 1e3);
+    if took >= SLOW_WARN {
+        tracing::warn!(jobs, took_ms, commit_ms, wal_pages, "slow group commit");
+    } else {
+        tracing::debug!(jobs, took_ms, commit_ms, wal_pages, "slow group commit");
+    }
+}
+
 /// Copy the WAL's committed pages into the database file without waiting for readers
-/// (PASSIVE); what a reader still needs is copied by a later checkpoint.
-fn checkpoint(conn: &Connection) {
+/// (PASSIVE); what a reader still needs is copied by a later checkpoint. `by` names the
+/// thread, for the log.
+fn checkpoint(conn: &Connection, by: &'static str) {
+    let started = Instant::now();
     let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
         Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
     });
+    let took = started.elapsed();
+    let took_ms = took.as_secs_f64() * 1e3;
     match result {
-        Ok((busy, log, done)) => tracing::debug!(busy, log, done, "WAL checkpoint"),
+        Ok((busy, log, done)) if took >= SLOW_WARN => {
+            tracing::warn!(by, busy, log, done, took_ms, "slow WAL checkpoint")
+        }
+        Ok((busy, log, done)) => tracing::debug!(by, busy, log, done, took_ms, "WAL checkpoint"),
         // The other thread's checkpoint is running; it copies the same pages.
         Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
             tracing::debug!("WAL checkpoint already running")
@@ -522,6 +568,7 @@ fn run_group(
     batch: &mut Vec<Job>,
     completions: &mut Vec<Completion>,
     woken: &mut HashSet<QueueName>,
+    commit_took: &mut Duration,
 ) -> Result<(), String> {
     let mut jobs = batch.drain(..);
     loop {
@@ -544,7 +591,10 @@ fn run_group(
                 // Resolves when the moment comes, or at once if the sender is gone.
                 let _ = gate.blocking_recv();
             }
-            return tx.commit().map_err(|e| e.to_string());
+            let committing = Instant::now();
+            let committed = tx.commit().map_err(|e| e.to_string());
+            *commit_took = committing.elapsed();
+            return committed;
         };
         // A job without a savepoint failed halfway: nothing of this transaction may
         // stand. Everyone in it is answered as if the commit had failed; the failed job
@@ -685,6 +735,25 @@ mod tests {
             after > before + 4_000_000,
             "the WAL was not checkpointed into the database: {before} -> {after} bytes"
         );
+    }
+
+    /// The commit observer hears of every group commit, before the group's writers are
+    /// answered (a metric read after a write includes it), and only one observer is kept.
+    #[tokio::test]
+    async fn every_commit_is_timed_before_its_writers_hear_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("rez.db")).expect("open");
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        db.on_commit(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        db.on_commit(|_| panic!("a second observer is ignored"));
+        table(&db).await;
+        for x in 0..3 {
+            db.write(move |ctx| ctx.tx.execute("INSERT INTO t VALUES (?1)", [x]).map_err(sql)).await.expect("insert");
+            assert_eq!(seen.load(Ordering::SeqCst), usize::try_from(x).expect("small") + 2);
+        }
     }
 
     /// `read_point` runs on the caller's thread, sees what was committed, reuses its

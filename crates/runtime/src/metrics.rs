@@ -72,6 +72,7 @@ pub struct Metrics {
     lateness: Histogram,
     missed: Counter,
     failed_fires: Counter,
+    commits: Histogram,
 }
 
 fn latency_histogram() -> Histogram {
@@ -125,6 +126,13 @@ impl Metrics {
             "Firings that failed (invalid target, or retries exhausted)",
             failed_fires.clone(),
         );
+        // 100 µs .. ~13 s.
+        let commits = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 18));
+        registry.register(
+            "store_commit_seconds",
+            "Time a group commit of the embedded store took to write and sync its WAL; every write waits for one",
+            commits.clone(),
+        );
         Self {
             registry,
             accepted,
@@ -139,7 +147,13 @@ impl Metrics {
             lateness,
             missed,
             failed_fires,
+            commits,
         }
+    }
+
+    /// A group commit of the embedded store took `seconds` (see `rez_local::Db::on_commit`).
+    pub fn store_committed(&self, seconds: f64) {
+        self.commits.observe(seconds);
     }
 
     pub fn accepted(&self, t: MessageType) {
