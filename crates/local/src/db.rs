@@ -526,7 +526,9 @@ fn checkpointer_loop(path: &Path, requested: &std::sync::mpsc::Receiver<()>) {
 }
 
 /// Log a group commit that took long, with how many jobs it answered, how much of the
-/// time was the `COMMIT` itself (the WAL's sync) and how many pages the WAL holds.
+/// time was the `COMMIT` itself (the WAL's sync) and how many pages the WAL holds. A group
+/// held by a commit gate (schedule firings) counts its wait: the writers behind it wait
+/// too.
 fn log_if_slow(took: Duration, details: impl FnOnce() -> (usize, Duration, usize)) {
     if took < SLOW_DEBUG {
         return;
