@@ -1,6 +1,7 @@
 //! Metrics, in the Prometheus data model (`prometheus-client`): intake counters,
 //! handler latency histograms and outcomes per queue, push outcomes, and queue gauges
-//! (depth, in flight, age of the oldest message, DLQ size) refreshed at scrape time.
+//! (depth, in flight, age of the oldest message, DLQ size) refreshed at scrape time, and
+//! the embedded store's commit times (the disk's share of every write's latency).
 
 use std::sync::atomic::AtomicU64;
 
