@@ -11,6 +11,7 @@ peers="${PEERS_DIR:-$root/../shared/peers}"
 cargo build --release -p rez-cli --bins --manifest-path "$root/Cargo.toml"
 key="bench-admin-key-0123456789abcdef"
 export PEERS_RESULTS="${PEERS_RESULTS:-/tmp/rez-peers-results}"
+# On the filesystem serve-fresh.sh puts the data directory on.
 python3 "$root/bench/disk-probe.py" "${TMPDIR:-/tmp}" &
 probe=$!
 status=0

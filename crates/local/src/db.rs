@@ -471,7 +471,7 @@ fn writer_loop(
         let started = Instant::now();
         let mut commit_took = Duration::ZERO;
         let commit = run_group(&mut conn, &mut batch, &mut completions, &mut woken, &mut commit_took);
-        log_if_slow(started.elapsed(), || (completions.len(), commit_took, wal_pages.load(Ordering::Relaxed)));
+        log_if_slow(started.elapsed(), completions.len(), commit_took, wal_pages.load(Ordering::Relaxed));
         if let Err(e) = &commit {
             tracing::error!(error = %e, jobs = completions.len(), "group commit failed");
         }
@@ -529,11 +529,10 @@ fn checkpointer_loop(path: &Path, requested: &std::sync::mpsc::Receiver<()>) {
 /// time was the `COMMIT` itself (the WAL's sync) and how many pages the WAL holds. A group
 /// held by a commit gate (schedule firings) counts its wait: the writers behind it wait
 /// too.
-fn log_if_slow(took: Duration, details: impl FnOnce() -> (usize, Duration, usize)) {
+fn log_if_slow(took: Duration, jobs: usize, commit: Duration, wal_pages: usize) {
     if took < SLOW_DEBUG {
         return;
     }
-    let (jobs, commit, wal_pages) = details();
     let (took_ms, commit_ms) = (took.as_secs_f64() * 1e3, commit.as_secs_f64() * 1e3);
     if took >= SLOW_WARN {
         tracing::warn!(jobs, took_ms, commit_ms, wal_pages, "slow group commit");

@@ -76,6 +76,11 @@ pub struct Metrics {
     commits: Histogram,
 }
 
+/// 100 µs .. ~13 s: for times that are usually well under a millisecond.
+fn fine_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 18))
+}
+
 fn latency_histogram() -> Histogram {
     // 1 ms .. ~65 s.
     Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 17))
@@ -107,8 +112,7 @@ impl Metrics {
         registry.register("queue_oldest_age_seconds", "Age of the oldest message in a queue", oldest.clone());
         registry.register("dlq_depth", "Messages in a queue's dead-letter queue", dlq.clone());
         let fires = Counter::default();
-        // 100 µs .. ~13 s.
-        let lateness = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 18));
+        let lateness = fine_histogram();
         let missed = Counter::default();
         let failed_fires = Counter::default();
         registry.register("schedule_fires", "Schedule firings that created a message", fires.clone());
@@ -127,8 +131,7 @@ impl Metrics {
             "Firings that failed (invalid target, or retries exhausted)",
             failed_fires.clone(),
         );
-        // 100 µs .. ~13 s.
-        let commits = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 18));
+        let commits = fine_histogram();
         registry.register(
             "store_commit_seconds",
             "Time a group commit of the embedded store took to write and sync its WAL; every write waits for one",
