@@ -78,6 +78,12 @@ impl Handoff {
         self.slot(queue).caught_up.store(nothing_waiting, Ordering::Relaxed);
     }
 
+    /// Whether the consumer's last look at the database found nothing waiting. Until it
+    /// does (at start, and through a backlog), a receive goes straight to the database.
+    pub fn consumer_caught_up(&self, queue: QueueName) -> bool {
+        self.slot(queue).caught_up.load(Ordering::Relaxed)
+    }
+
     /// Claim the next message on `queue` for this process's consumer, if it keeps up and
     /// has fewer than [`MAX_WAITING`] claims waiting. Every claim must end in
     /// [`Handoff::deliver`] (the publish committed) or [`Handoff::give_back`].

@@ -174,16 +174,18 @@ impl Queues for LocalStore {
         // An idle consumer asks again as soon as it has room: when nothing is visible,
         // answer from a read on this thread rather than a write job (a round trip through
         // the writer thread and two thread hand-offs, per idle poll). Should the read
-        // fail, the write below decides.
-        let visible = self.db.read_point(|c| {
-            c.prepare_cached("SELECT EXISTS (SELECT 1 FROM queue_items WHERE queue = ?1 AND visible_ms <= ?2)")
-                .map_err(sql)?
-                .query_row(rusqlite::params![queue.as_str(), now_ms], |r| r.get::<_, bool>(0))
-                .map_err(sql)
-        });
-        if matches!(visible, Ok(false)) {
-            self.handoff.consumer_saw(queue, true);
-            return Ok(Vec::new());
+        // fail, the write below decides. Through a backlog (the last receive came back
+        // full) something is almost surely waiting, so the read would only add a query.
+        if self.handoff.consumer_caught_up(queue) {
+            let visible = self.db.read_point(|c| {
+                c.prepare_cached("SELECT EXISTS (SELECT 1 FROM queue_items WHERE queue = ?1 AND visible_ms <= ?2)")
+                    .map_err(sql)?
+                    .query_row(rusqlite::params![queue.as_str(), now_ms], |r| r.get::<_, bool>(0))
+                    .map_err(sql)
+            });
+            if matches!(visible, Ok(false)) {
+                return Ok(Vec::new());
+            }
         }
         let taken = self
             .db

@@ -93,3 +93,37 @@ async fn another_process_commit_wakes_the_listening_server() {
         "no datagram to itself"
     );
 }
+
+#[tokio::test]
+async fn a_caught_up_consumer_looks_with_a_read_and_a_backlog_goes_straight_to_the_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        LocalStore::open(&dir.path().join("rez.db"), Arc::new(SystemClock), QueueConfig::default()).expect("open");
+    let commits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = commits.clone();
+    store.db().on_commit(move |_| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    let commits = move || commits.load(std::sync::atomic::Ordering::SeqCst);
+    let receive = |max| store.receive(QueueName::Notifications, max, Duration::from_secs(360));
+
+    // The first look goes to the database; once it found nothing, idle looks only read.
+    assert!(receive(10).await.expect("receive").is_empty());
+    let after_first_look = commits();
+    for _ in 0..5 {
+        assert!(receive(10).await.expect("receive").is_empty());
+    }
+    assert_eq!(commits(), after_first_look, "an idle consumer's receive writes nothing");
+
+    // A full batch means a backlog: the next receive is a write even if it finds
+    // nothing, and once it has found nothing, looks are reads again.
+    for _ in 0..3 {
+        store.submit(notify(&SystemClock)).await.expect("submit");
+    }
+    assert_eq!(receive(3).await.expect("receive").len(), 3, "a full batch");
+    let after_backlog = commits();
+    assert!(receive(3).await.expect("receive").is_empty());
+    assert_eq!(commits(), after_backlog + 1, "after a full batch the receive goes to the writer");
+    assert!(receive(3).await.expect("receive").is_empty());
+    assert_eq!(commits(), after_backlog + 1, "caught up again: a read");
+}
