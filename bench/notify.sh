@@ -4,7 +4,8 @@
 #   bench/notify.sh [--quick] [extra run.sh options]
 # The disk's own sync latency is probed beside it (bench/disk-probe.py) and reported at
 # the end: every accepted message waits for one sync, so a stalling disk shows up in the
-# latency figures and this says whether it did.
+# latency figures and this says whether it did. So is the host's CPU (bench/cpu-probe.py:
+# steal, idle, and how fast a fixed piece of work runs), which moves the throughput figures.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 peers="${PEERS_DIR:-$root/../shared/peers}"
@@ -14,6 +15,8 @@ export PEERS_RESULTS="${PEERS_RESULTS:-/tmp/rez-peers-results}"
 # On the filesystem serve-fresh.sh puts the data directory on.
 python3 "$root/bench/disk-probe.py" "${TMPDIR:-/tmp}" &
 probe=$!
+python3 "$root/bench/cpu-probe.py" &
+cpu_probe=$!
 status=0
 "$peers/run.sh" rez \
   --header "Authorization: Bearer $key" \
@@ -21,6 +24,7 @@ status=0
   --env "REZ_OUTBOUND_ALLOW_LOOPBACK=true" \
   --env "REZ_LOG=warn" \
   "$@" -- "$root/bench/serve-fresh.sh" || status=$?
-kill -TERM "$probe" 2>/dev/null || true
+kill -TERM "$probe" "$cpu_probe" 2>/dev/null || true
 wait "$probe" || true
+wait "$cpu_probe" || true
 exit "$status"
