@@ -10,11 +10,11 @@ every second, so that a slow repetition can be told apart from a slow build:
 - the CPU time (this thread's, so waiting in the run queue does not count) of one fixed
   piece of work (~1 ms). When the cores get slower, it takes longer.
 
-    bench/cpu-probe.py [--report FILE]
+    bench/cpu-probe.py
 
-Runs until SIGTERM or SIGINT, then prints (and appends to FILE) one line per 10 s
-window: its start (UTC), the mean steal and idle in cores, and the work's CPU time
-relative to its median over the whole run.
+Runs until SIGTERM or SIGINT, then prints one line per 10 s window: its start (UTC), the
+mean steal and idle in cores, and the work's CPU time relative to its median over the
+whole run.
 """
 import argparse
 import os
@@ -46,8 +46,7 @@ def unit():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--report", help="also append the summary to this file")
-    a = ap.parse_args()
+    ap.parse_args()  # --help, and no stray arguments
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
@@ -76,11 +75,7 @@ def main():
             f"  {time.strftime('%H:%M:%S', time.gmtime(w[0][0]))} steal {statistics.mean(s[1] for s in w):.2f} "
             f"idle {statistics.mean(s[2] for s in w):.2f} unit {statistics.median(s[3] for s in w) / median:.2f}x"
         )
-    text = "\n".join(lines)
-    print(text, file=sys.stderr, flush=True)
-    if a.report:
-        with open(a.report, "a") as f:
-            f.write(text + "\n")
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,10 @@ software design that keeps that promise can hide it. This probe writes 8 KiB to 
 its own and `fdatasync`s it every 50 ms (a small load next to rez's hundreds of syncs per
 second), so that each benchmark figure comes with the state of the disk at the time.
 
-    bench/disk-probe.py DIR [--report FILE]
+    bench/disk-probe.py DIR
 
-Runs until SIGTERM or SIGINT, then prints (and appends to FILE) the number of syncs, their
-p50/p99/p99.9/max and every sync that took 20 ms or more, with its end time (UTC).
+Runs until SIGTERM or SIGINT, then prints the number of syncs, their p50/p99/p99.9/max
+and every sync that took 20 ms or more, with its end time (UTC).
 """
 import argparse
 import os
@@ -31,7 +31,6 @@ def pct(sorted_ms, p):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("dir", help="a directory on the disk under test (the data directory's filesystem)")
-    ap.add_argument("--report", help="also append the summary to this file")
     a = ap.parse_args()
 
     fd, path = tempfile.mkstemp(prefix="rez-disk-probe.", dir=a.dir)
@@ -69,11 +68,7 @@ def main():
     ]
     if slow:
         lines.append("  slow syncs (end time, ms): " + ", ".join(f"{t} {ms:.0f}" for t, ms in slow))
-    text = "\n".join(lines)
-    print(text, file=sys.stderr, flush=True)
-    if a.report:
-        with open(a.report, "a") as f:
-            f.write(text + "\n")
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
