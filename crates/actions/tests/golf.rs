@@ -10,7 +10,7 @@ use rez_actions::golf::summary::{booking_text, reservations_text, tee_times_text
 use rez_actions::golf::{
     AuthConfig, AuthError, Booker, BookingConfirmation, BookingKey, BookingLedger, BookingPath, Course, CourseError,
     Courses, GolfClient, GolfConfig, GolfCredentials, GolfError, Holes, InMemoryLedger, JwtRejection, LedgerEntry,
-    LedgerState, SearchRequest,
+    LedgerState, SearchRequest, Step,
 };
 use rez_http::{HttpClient, OutboundPolicy, RetryPolicy};
 use rez_testkit::golf::{FAKE_ACCT, FAKE_GOLFER_ID, FAKE_PASSWORD, FAKE_USERNAME};
@@ -70,6 +70,17 @@ fn key(k: &str) -> BookingKey {
 
 fn total_requests(fake: &FakeCpsGolf) -> usize {
     ALL_STEPS.iter().map(|s| fake.count(*s)).sum()
+}
+
+/// Wait (up to five seconds) until no lock holds the tee time.
+async fn wait_until_unlocked(fake: &FakeCpsGolf, tee_sheet_id: i64) {
+    for _ in 0..100 {
+        if !fake.is_locked(tee_sheet_id) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("tee time {tee_sheet_id} still locked after five seconds");
 }
 
 fn rejection(err: &GolfError) -> Option<&JwtRejection> {
@@ -326,11 +337,15 @@ async fn interrupted_attempt_without_reservation_books_anew() {
     let c = course(&fake);
     let ledger = Arc::new(InMemoryLedger::new());
     let booker = Booker::new(client(), ledger.clone());
+    fake.set_lock_lifetime(Duration::from_millis(200));
     fake.fail(GolfStep::Reserve, GolfFault::DropBefore);
     let k = key("msg_dropbefore");
     let err = booker.book(&k, &c, &creds(), 421, 3, Holes::Eighteen).await.expect_err("dropped");
     assert!(matches!(err, GolfError::Uncertain { .. }), "{err:?}");
     assert!(fake.reservations().is_empty());
+    // The unused lock still holds the tee time until it expires, as on cps.golf.
+    assert!(fake.is_locked(421));
+    wait_until_unlocked(&fake, 421).await;
     let out = booker.book(&k, &c, &creds(), 421, 3, Holes::Eighteen).await.expect("second attempt");
     assert_eq!(out.path, BookingPath::Reserved);
     assert_eq!(fake.reservations().len(), 1);
@@ -377,6 +392,8 @@ async fn conflict_is_reported_and_not_retried() {
     let fake = FakeCpsGolf::start().await;
     let d = date(6, 14);
     fake.add_slot(FakeSlot::new(501, at(d, 8, 10)));
+    // A course that allows one reservation per golfer and day, and one already held.
+    fake.limit_reservations_per_day(Some(1));
     fake.add_reservation(FAKE_GOLFER_ID, 999, at(d, 14, 0), 2);
     let c = course(&fake);
     let ledger = Arc::new(InMemoryLedger::new());
@@ -401,15 +418,20 @@ async fn definite_refusals_release_the_key() {
     let booker = Booker::new(client(), ledger.clone());
     let k = key("msg_refused");
     // A 400 from reserve: not carried out, the key is marked failed.
+    fake.set_lock_lifetime(Duration::from_millis(200));
     fake.fail(GolfStep::Reserve, GolfFault::Status(400));
     let err = booker.book(&k, &c, &creds(), 601, 1, Holes::Eighteen).await.expect_err("400");
     assert!(matches!(err, GolfError::Status { status: 400, .. }) && !err.is_transient(), "{err:?}");
     assert!(matches!(ledger.get(&k).await.expect("ledger").expect("row").state, LedgerState::Failed { .. }));
+    // The refused reserve left its lock, which holds the tee time until it expires.
+    let held = booker.book(&k, &c, &creds(), 601, 1, Holes::Eighteen).await.expect_err("lock held");
+    assert!(matches!(&held, GolfError::Rejected { step: Step::Lock, .. }), "{held:?}");
+    wait_until_unlocked(&fake, 601).await;
     // A 503 from the lock: transient, no new ledger state, nothing priced.
     fake.fail(GolfStep::Lock, GolfFault::Status(503));
     let err = booker.book(&k, &c, &creds(), 601, 1, Holes::Eighteen).await.expect_err("503");
     assert!(matches!(err, GolfError::Status { status: 503, .. }) && err.is_transient(), "{err:?}");
-    assert_eq!(fake.count(GolfStep::Lock), 2, "the lock POST is not retried");
+    assert_eq!(fake.count(GolfStep::Lock), 3, "the lock POST is not retried");
     assert_eq!(fake.count(GolfStep::Price), 1);
     // Then it works, without a reservations check (the key had failed definitely).
     let out = booker.book(&k, &c, &creds(), 601, 1, Holes::Eighteen).await.expect("third attempt");

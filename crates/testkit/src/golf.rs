@@ -12,22 +12,34 @@
 //!   [`FakeCpsGolf::rotate_keys`] publishes a new key and signs with it;
 //! - `GET …/onlinereservation/TeeTimes`, `POST …/LockTeeTimes`,
 //!   `POST …/TeeTimePricesCalculation` (participants recorded for assertions),
-//!   `POST …/ReserveTeeTimes`, `GET …/UpcomingReservation`, over a small state: a booked
-//!   slot disappears from searches and shows up in the reservations; a golfer holding a
-//!   reservation on a day gets the "already have a reservation" warning when locking
-//!   another tee time that day;
+//!   `POST …/ReserveTeeTimes`, `GET …/UpcomingReservation`, over a tee sheet that behaves
+//!   like a real one:
+//!   - a slot has four places ([`FakeSlot::places`]); it stays searchable with the places
+//!     it has left until it is full, and a lock or a reserve for more players than are
+//!     left is refused;
+//!   - nothing stops one golfer from holding two reservations on one slot (that is how a
+//!     double booking shows); a per-day limit that answers "already have a reservation"
+//!     is a knob ([`FakeCpsGolf::limit_reservations_per_day`]), off by default;
+//!   - a lock holds its slot: a second lock from another session is refused with an
+//!     `error` until the first expires ([`FakeCpsGolf::set_lock_lifetime`]) or a reserve
+//!     consumes it;
+//!   - a reservation appears in `UpcomingReservation` only some time after the reserve
+//!     answered ([`FakeCpsGolf::set_listing_delay`]: eventually consistent);
 //! - bearer tokens are checked on every API call (401 once expired or revoked);
-//! - faults per step: fail with a status, delay (longer than a client's timeout), or drop
-//!   the connection before or **after** performing the step (e.g. the reservation is
-//!   made, then the connection is closed without an answer);
-//! - counters and recorded requests per step.
+//! - slowness per step ([`FakeCpsGolf::set_latency`]) and faults per request: fail with a
+//!   status, delay (longer than a client's timeout), or drop the connection before or
+//!   **after** performing the step (e.g. the reservation is made, then the connection is
+//!   closed without an answer). A delayed or slow step is carried out even when the client
+//!   hung up meanwhile, as a real server does;
+//! - counters and recorded requests per step, and the tee sheet's state for assertions
+//!   (every reservation, per slot, per golfer, what the list shows, places left, locks).
 //!
 //! RSA keys are slow to generate in debug builds, so a process-wide pool generates each
 //! key once and fakes share them (every fake has its own JWKS URL, so no client can mix
 //! them up).
 
 use crate::server::LoopbackServer;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -43,6 +55,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 const API: &str = "/onlineres/onlineapi/api/v1/onlinereservation";
 
@@ -81,6 +94,18 @@ pub enum GolfFault {
     DropBefore,
     /// Perform the step, then close the connection without answering.
     DropAfter,
+}
+
+/// How the fake answers a reserve it carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReserveAnswer {
+    /// `reservationResult: 1` with the reservation id, booking ids and confirmation key.
+    #[default]
+    Complete,
+    /// `reservationResult: 1` and nothing else: the reservation exists, unnamed.
+    WithoutReservationId,
+    /// This result code (not 0 or 1) and no id: the reservation exists all the same.
+    ResultCode(i64),
 }
 
 /// What the token endpoint issues.
@@ -137,14 +162,27 @@ pub struct FakeSlot {
     pub max_players: u8,
     /// 18-hole green fee per player.
     pub price: f64,
+    /// Places on the tee time (a foursome: 4), shared by every reservation on it.
+    pub places: u8,
 }
 
 impl FakeSlot {
-    /// An 18-hole slot for 1–4 players at $45.
+    /// An 18-hole slot of four places for 1–4 players at $45.
     pub fn new(tee_sheet_id: i64, start: NaiveDateTime) -> Self {
-        Self { tee_sheet_id, start, holes_display: "18".into(), min_players: 1, max_players: 4, price: 45.0 }
+        Self { tee_sheet_id, start, holes_display: "18".into(), min_players: 1, max_players: 4, price: 45.0, places: 4 }
     }
 }
+
+/// The lifetime of a lock unless [`FakeCpsGolf::set_lock_lifetime`] changes it.
+pub const DEFAULT_LOCK_LIFETIME: Duration = Duration::from_secs(5 * 60);
+
+/// The refusal of a lock on a tee time another session holds.
+pub const LOCK_HELD_ERROR: &str =
+    "This tee time is being booked by another golfer. Please select another tee time or try again later.";
+
+/// The warning of a lock past the per-day reservation limit.
+pub const ONE_PER_DAY_WARNING: &str =
+    "It looks like you already have a reservation on this day. Only one reservation per day is allowed.";
 
 /// A reservation held by the fake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,6 +283,13 @@ struct IssuedToken {
 struct Lock {
     tee_sheet_id: i64,
     golfer_id: i64,
+    expires: Instant,
+}
+
+/// A committed reservation and the moment the reservations list starts showing it.
+struct Held {
+    reservation: FakeReservation,
+    listed_from: Instant,
 }
 
 struct Txn {
@@ -263,10 +308,15 @@ struct Inner {
     tokens: HashMap<String, IssuedToken>,
     tokens_issued: usize,
     slots: Vec<FakeSlot>,
-    booked: HashSet<i64>,
     locks: HashMap<String, Lock>,
+    lock_lifetime: Duration,
     txns: HashMap<String, Txn>,
-    reservations: Vec<FakeReservation>,
+    reservations: Vec<Held>,
+    listing_delay: Duration,
+    per_day_limit: Option<usize>,
+    latency: HashMap<GolfStep, Duration>,
+    reserve_answer: ReserveAnswer,
+    course_number: i64,
     next_reservation_id: i64,
     pricing: Vec<PricingCall>,
     requests: Vec<RecordedRequest>,
@@ -324,10 +374,15 @@ impl FakeCpsGolf {
             tokens: HashMap::new(),
             tokens_issued: 0,
             slots: Vec::new(),
-            booked: HashSet::new(),
             locks: HashMap::new(),
+            lock_lifetime: DEFAULT_LOCK_LIFETIME,
             txns: HashMap::new(),
             reservations: Vec::new(),
+            listing_delay: Duration::ZERO,
+            per_day_limit: None,
+            latency: HashMap::new(),
+            reserve_answer: ReserveAnswer::Complete,
+            course_number: 1,
             next_reservation_id: 5001,
             pricing: Vec::new(),
             requests: Vec::new(),
@@ -359,32 +414,102 @@ impl FakeCpsGolf {
         self.shared.lock().slots.push(slot);
     }
 
-    /// The tee sheet (booked slots included).
+    /// The tee sheet (full slots included).
     pub fn slots(&self) -> Vec<FakeSlot> {
         self.shared.lock().slots.clone()
     }
 
-    /// Every reservation the fake holds.
+    /// Every reservation the fake holds, in the order they were made (listed or not yet).
     pub fn reservations(&self) -> Vec<FakeReservation> {
-        self.shared.lock().reservations.clone()
+        self.shared.lock().reservations.iter().map(|h| h.reservation.clone()).collect()
     }
 
-    /// Add a reservation (made elsewhere) for `golfer_id` at `slot`'s time.
+    /// The reservations on one tee time.
+    pub fn reservations_on_slot(&self, tee_sheet_id: i64) -> Vec<FakeReservation> {
+        self.reservations().into_iter().filter(|r| r.tee_sheet_id == tee_sheet_id).collect()
+    }
+
+    /// The reservations of one golfer (listed or not yet).
+    pub fn reservations_of(&self, golfer_id: i64) -> Vec<FakeReservation> {
+        self.reservations().into_iter().filter(|r| r.golfer_id == golfer_id).collect()
+    }
+
+    /// The reservations of one golfer that `UpcomingReservation` shows now.
+    pub fn listed_reservations_of(&self, golfer_id: i64) -> Vec<FakeReservation> {
+        let now = Instant::now();
+        let inner = self.shared.lock();
+        inner
+            .reservations
+            .iter()
+            .filter(|h| h.reservation.golfer_id == golfer_id && h.listed_from <= now)
+            .map(|h| h.reservation.clone())
+            .collect()
+    }
+
+    /// Places left on a tee time (none if the sheet has no such tee time).
+    pub fn places_left(&self, tee_sheet_id: i64) -> Option<u8> {
+        let inner = self.shared.lock();
+        inner.slots.iter().find(|s| s.tee_sheet_id == tee_sheet_id).map(|s| places_left(&inner, s))
+    }
+
+    /// Whether a live (unexpired, unconsumed) lock holds the tee time.
+    pub fn is_locked(&self, tee_sheet_id: i64) -> bool {
+        let now = Instant::now();
+        self.shared.lock().locks.values().any(|l| l.tee_sheet_id == tee_sheet_id && l.expires > now)
+    }
+
+    /// Add a reservation (made elsewhere, listed at once) for `golfer_id` at `start`.
     pub fn add_reservation(&self, golfer_id: i64, tee_sheet_id: i64, start: NaiveDateTime, players: u8) -> i64 {
         let mut inner = self.shared.lock();
         let id = inner.next_reservation_id;
         inner.next_reservation_id += 1;
-        inner.booked.insert(tee_sheet_id);
-        inner.reservations.push(FakeReservation {
-            reservation_id: id,
-            confirmation_key: confirmation_key(),
-            golfer_id,
-            tee_sheet_id,
-            start,
-            course_name: FAKE_COURSE_NAME.into(),
-            players,
+        inner.reservations.push(Held {
+            reservation: FakeReservation {
+                reservation_id: id,
+                confirmation_key: confirmation_key(),
+                golfer_id,
+                tee_sheet_id,
+                start,
+                course_name: FAKE_COURSE_NAME.into(),
+                players,
+            },
+            listed_from: Instant::now(),
         });
         id
+    }
+
+    /// How long a lock holds its tee time (default [`DEFAULT_LOCK_LIFETIME`]).
+    pub fn set_lock_lifetime(&self, lifetime: Duration) {
+        self.shared.lock().lock_lifetime = lifetime;
+    }
+
+    /// How long after a reserve answered its reservation starts to show in
+    /// `UpcomingReservation` (default: at once).
+    pub fn set_listing_delay(&self, delay: Duration) {
+        self.shared.lock().listing_delay = delay;
+    }
+
+    /// Refuse a lock with the "already have a reservation" warning once the golfer holds
+    /// `limit` reservations on that day (none: no limit, the default).
+    pub fn limit_reservations_per_day(&self, limit: Option<usize>) {
+        self.shared.lock().per_day_limit = limit;
+    }
+
+    /// How reserves are answered from now on (they are carried out whatever the answer).
+    pub fn answer_reserves(&self, answer: ReserveAnswer) {
+        self.shared.lock().reserve_answer = answer;
+    }
+
+    /// The site's number of this course (`courseId` of its tee times; a search whose
+    /// `courseIds` does not name it finds nothing). Default 1; every site numbers its own.
+    pub fn set_course_number(&self, number: i64) {
+        self.shared.lock().course_number = number;
+    }
+
+    /// Slow every request of `step` down by `latency` (the step is still carried out when
+    /// the client gives up meanwhile). Zero removes it.
+    pub fn set_latency(&self, step: GolfStep, latency: Duration) {
+        self.shared.lock().latency.insert(step, latency);
     }
 
     /// Lifetime of the tokens issued from now on (`expires_in` and `exp`).
@@ -498,7 +623,7 @@ async fn handle(
     let Some(step) = route(&method, uri.path()) else {
         return api_error(StatusCode::NOT_FOUND, "not found");
     };
-    let fault = {
+    let (fault, latency) = {
         let mut inner = shared.lock();
         *inner.counts.entry(step).or_default() += 1;
         inner.requests.push(RecordedRequest {
@@ -509,27 +634,36 @@ async fn handle(
             headers: headers.clone(),
             body: body.clone(),
         });
-        inner.faults.get_mut(&step).and_then(VecDeque::pop_front)
+        let fault = inner.faults.get_mut(&step).and_then(VecDeque::pop_front);
+        (fault, inner.latency.get(&step).copied().unwrap_or_default())
+    };
+    let wait = match fault {
+        Some(GolfFault::Delay(d)) => latency + d,
+        _ => latency,
     };
     match fault {
         Some(GolfFault::Status(code)) => {
+            tokio::time::sleep(latency).await;
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return api_error(status, "injected failure");
         }
-        Some(GolfFault::DropBefore) => drop_connection(),
-        Some(GolfFault::Delay(d)) => {
-            // A real server finishes the work even when the client hangs up meanwhile;
-            // hyper drops this handler when the connection closes, so the work runs in
-            // its own task.
-            let work = tokio::spawn(async move {
-                tokio::time::sleep(d).await;
-                perform(&shared, step, &uri, &headers, &body)
-            });
-            return work.await.unwrap_or_else(|_| api_error(StatusCode::INTERNAL_SERVER_ERROR, "fake failed"));
+        Some(GolfFault::DropBefore) => {
+            tokio::time::sleep(latency).await;
+            drop_connection()
         }
-        Some(GolfFault::DropAfter) | None => {}
+        Some(GolfFault::Delay(_) | GolfFault::DropAfter) | None => {}
     }
-    let resp = perform(&shared, step, &uri, &headers, &body);
+    let resp = if wait.is_zero() {
+        perform(&shared, step, &uri, &headers, &body)
+    } else {
+        // A real server finishes the work even when the client hangs up meanwhile; hyper
+        // drops this handler when the connection closes, so the work runs in its own task.
+        let work = tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            perform(&shared, step, &uri, &headers, &body)
+        });
+        work.await.unwrap_or_else(|_| api_error(StatusCode::INTERNAL_SERVER_ERROR, "fake failed"))
+    };
     if fault == Some(GolfFault::DropAfter) {
         drop_connection();
     }
@@ -678,16 +812,35 @@ fn query_map(uri: &Uri) -> HashMap<String, String> {
     uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
 }
 
-fn slot_json(s: &FakeSlot) -> Value {
+/// Players already booked on a tee time.
+fn booked_players(inner: &Inner, tee_sheet_id: i64) -> u32 {
+    inner
+        .reservations
+        .iter()
+        .filter(|h| h.reservation.tee_sheet_id == tee_sheet_id)
+        .map(|h| u32::from(h.reservation.players))
+        .sum()
+}
+
+/// Places of `slot` not taken by a reservation.
+fn places_left(inner: &Inner, slot: &FakeSlot) -> u8 {
+    let left = u32::from(slot.places).saturating_sub(booked_players(inner, slot.tee_sheet_id));
+    u8::try_from(left).unwrap_or(u8::MAX)
+}
+
+/// A slot as the search shows it: the booked players as `participants`, and at most the
+/// places left as `maxPlayer`.
+fn slot_json(s: &FakeSlot, left: u8, course_number: i64) -> Value {
     let holes: u8 = if s.holes_display.contains("18") { 18 } else { 9 };
+    let max_players = s.max_players.min(left);
     json!({
         "teeSheetId": s.tee_sheet_id,
         "startTime": s.start.format("%Y-%m-%dT%H:%M:%S").to_string(),
         "courseTimeId": s.tee_sheet_id * 3,
         "startingTee": 1,
         "crossOverTeeSheetId": null,
-        "participants": 0,
-        "courseId": 1,
+        "participants": s.places.saturating_sub(left),
+        "courseId": course_number,
         "courseDate": s.start.date().format("%Y-%m-%dT00:00:00").to_string(),
         "defaultRateCode": "N",
         "teeTypeId": 1,
@@ -710,9 +863,9 @@ fn slot_json(s: &FakeSlot) -> Value {
             "priceTypeName": "Regular"
         }],
         "holesDisplay": s.holes_display,
-        "playersDisplay": format!("{}-{}", s.min_players, s.max_players),
+        "playersDisplay": format!("{}-{}", s.min_players, max_players),
         "minPlayer": s.min_players,
-        "maxPlayer": s.max_players,
+        "maxPlayer": max_players,
         "defaultClassCode": "R",
         "teeSuffix": ""
     })
@@ -724,11 +877,16 @@ fn tee_times(inner: &Inner, uri: &Uri) -> Response {
         return api_error(StatusCode::BAD_REQUEST, "searchDate is required, e.g. Sat Jun 14 2025");
     };
     let players: u8 = q.get("numberOfPlayer").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let this_course = q
+        .get("courseIds")
+        .is_none_or(|ids| ids.split(',').any(|id| id.trim().parse::<i64>().ok() == Some(inner.course_number)));
     let slots: Vec<Value> = inner
         .slots
         .iter()
-        .filter(|s| s.start.date() == date && !inner.booked.contains(&s.tee_sheet_id) && s.max_players >= players)
-        .map(slot_json)
+        .filter(|s| this_course && s.start.date() == date && s.max_players >= players)
+        .map(|s| (s, places_left(inner, s)))
+        .filter(|(_, left)| *left >= players)
+        .map(|(s, left)| slot_json(s, left, inner.course_number))
         .collect();
     if slots.is_empty() {
         return json_response(
@@ -755,22 +913,41 @@ fn lock(inner: &mut Inner, golfer: &FakeUser, body: &Value) -> Response {
     let Some(slot) = inner.slots.iter().find(|s| s.tee_sheet_id == id).cloned() else {
         return reply(Value::Null, json!("Tee time not found"), Value::Null, json!([]));
     };
-    let has_one_that_day =
-        inner.reservations.iter().any(|r| r.golfer_id == golfer.golfer_id && r.start.date() == slot.start.date());
-    if has_one_that_day {
+    let players = body["numberOfPlayer"].as_u64().unwrap_or(1);
+    if players == 0 || players > u64::from(slot.max_players) || players < u64::from(slot.min_players) {
         return reply(
             Value::Null,
+            json!("The number of players is not allowed for this tee time"),
             Value::Null,
-            json!("It looks like you already have a reservation on this day. Only one reservation per day is allowed."),
             json!([]),
         );
     }
-    if inner.booked.contains(&id) {
+    if let Some(limit) = inner.per_day_limit {
+        let that_day = inner
+            .reservations
+            .iter()
+            .filter(|h| h.reservation.golfer_id == golfer.golfer_id && h.reservation.start.date() == slot.start.date())
+            .count();
+        if that_day >= limit {
+            return reply(Value::Null, Value::Null, json!(ONE_PER_DAY_WARNING), json!([]));
+        }
+    }
+    let left = places_left(inner, &slot);
+    if left == 0 {
         return reply(Value::Null, json!("The selected tee time is no longer available"), Value::Null, json!([]));
     }
+    if u64::from(left) < players {
+        let message = format!("Only {left} place(s) left on the selected tee time");
+        return reply(Value::Null, json!(message), Value::Null, json!([]));
+    }
+    let now = Instant::now();
+    inner.locks.retain(|_, l| l.expires > now);
     let session = body["sessionId"].as_str().map(str::to_owned).unwrap_or_else(guid);
-    inner.locks.retain(|_, l| l.tee_sheet_id != id);
-    inner.locks.insert(session.clone(), Lock { tee_sheet_id: id, golfer_id: golfer.golfer_id });
+    if inner.locks.iter().any(|(s, l)| l.tee_sheet_id == id && *s != session) {
+        return reply(Value::Null, json!(LOCK_HELD_ERROR), Value::Null, json!([]));
+    }
+    let expires = now + inner.lock_lifetime;
+    inner.locks.insert(session.clone(), Lock { tee_sheet_id: id, golfer_id: golfer.golfer_id, expires });
     reply(json!(session), Value::Null, Value::Null, json!([id]))
 }
 
@@ -794,8 +971,11 @@ fn price(inner: &mut Inner, body: &Value) -> Response {
         return api_error(StatusCode::BAD_REQUEST, "bookingList must list every player");
     }
     let transaction_id = guid();
-    inner.txns.insert(transaction_id.clone(), Txn { tee_sheet_id: id, players: players as u8 });
-    let total = slot.price * players as f64;
+    let Some(players) = u8::try_from(players).ok().filter(|p| *p <= slot.max_players) else {
+        return api_error(StatusCode::BAD_REQUEST, "numberOfPlayer is more than the tee time allows");
+    };
+    inner.txns.insert(transaction_id.clone(), Txn { tee_sheet_id: id, players });
+    let total = slot.price * f64::from(players);
     json_response(
         StatusCode::OK,
         json!({
@@ -822,40 +1002,51 @@ fn reserve(inner: &mut Inner, golfer: &FakeUser, body: &Value) -> Response {
     }
     let session = body["lockedTeeTimesSessionId"].as_str().unwrap_or_default().to_owned();
     let txn_id = body["transactionId"].as_str().unwrap_or_default().to_owned();
-    let Some(lock) = inner.locks.get(&session).filter(|l| l.golfer_id == golfer.golfer_id) else {
+    let now = Instant::now();
+    let Some(lock) = inner.locks.get(&session).filter(|l| l.golfer_id == golfer.golfer_id && l.expires > now) else {
         return refuse("The tee time lock has expired");
     };
     let Some(txn) = inner.txns.get(&txn_id).filter(|t| t.tee_sheet_id == lock.tee_sheet_id) else {
         return refuse("Unknown transaction");
     };
     let (tee_sheet_id, players) = (txn.tee_sheet_id, txn.players);
-    if inner.booked.contains(&tee_sheet_id) {
-        return refuse("The selected tee time is no longer available");
-    }
     let Some(slot) = inner.slots.iter().find(|s| s.tee_sheet_id == tee_sheet_id).cloned() else {
         return refuse("Tee time not found");
     };
+    if places_left(inner, &slot) < players {
+        return refuse("The selected tee time is no longer available");
+    }
     let id = inner.next_reservation_id;
     inner.next_reservation_id += 1;
     let key = confirmation_key();
-    inner.booked.insert(tee_sheet_id);
     inner.locks.remove(&session);
     inner.txns.remove(&txn_id);
-    inner.reservations.push(FakeReservation {
-        reservation_id: id,
-        confirmation_key: key.clone(),
-        golfer_id: golfer.golfer_id,
-        tee_sheet_id,
-        start: slot.start,
-        course_name: FAKE_COURSE_NAME.into(),
-        players,
+    let listed_from = now + inner.listing_delay;
+    inner.reservations.push(Held {
+        reservation: FakeReservation {
+            reservation_id: id,
+            confirmation_key: key.clone(),
+            golfer_id: golfer.golfer_id,
+            tee_sheet_id,
+            start: slot.start,
+            course_name: FAKE_COURSE_NAME.into(),
+            players,
+        },
+        listed_from,
     });
     let booking_ids: Vec<i64> = (0..i64::from(players)).map(|i| id * 10 + i).collect();
-    json_response(
-        StatusCode::OK,
-        json!({"reservationId": id, "bookingIds": booking_ids, "confirmationKey": key, "reservationResult": 1,
-               "bookingGolferId": golfer.golfer_id}),
-    )
+    let answer = match inner.reserve_answer {
+        ReserveAnswer::Complete => {
+            json!({"reservationId": id, "bookingIds": booking_ids, "confirmationKey": key, "reservationResult": 1,
+                   "bookingGolferId": golfer.golfer_id})
+        }
+        ReserveAnswer::WithoutReservationId => json!({"reservationResult": 1}),
+        ReserveAnswer::ResultCode(code) => {
+            json!({"reservationId": 0, "bookingIds": [], "confirmationKey": null, "reservationResult": code,
+                   "bookingGolferId": null, "message": "The reservation is being processed"})
+        }
+    };
+    json_response(StatusCode::OK, answer)
 }
 
 fn reservations(inner: &Inner, golfer: &FakeUser, uri: &Uri) -> Response {
@@ -865,8 +1056,13 @@ fn reservations(inner: &Inner, golfer: &FakeUser, uri: &Uri) -> Response {
     }
     let page_size: usize = q.get("pageSize").and_then(|p| p.parse().ok()).filter(|p| *p > 0).unwrap_or(14);
     let page: usize = q.get("currentPage").and_then(|p| p.parse().ok()).filter(|p| *p > 0).unwrap_or(1);
-    let mut mine: Vec<&FakeReservation> =
-        inner.reservations.iter().filter(|r| r.golfer_id == golfer.golfer_id).collect();
+    let now = Instant::now();
+    let mut mine: Vec<&FakeReservation> = inner
+        .reservations
+        .iter()
+        .filter(|h| h.reservation.golfer_id == golfer.golfer_id && h.listed_from <= now)
+        .map(|h| &h.reservation)
+        .collect();
     mine.sort_by_key(|r| r.start);
     let total = mine.len();
     let items: Vec<Value> = mine

@@ -10,7 +10,9 @@ pub mod noaa;
 pub mod ntfy;
 mod server;
 
-pub use golf::{FakeCpsGolf, FakeReservation, FakeSlot, FakeUser, GolfFault, GolfStep, PricingCall, TokenKind};
+pub use golf::{
+    FakeCpsGolf, FakeReservation, FakeSlot, FakeUser, GolfFault, GolfStep, PricingCall, ReserveAnswer, TokenKind,
+};
 pub use lambda::{FakeLambdaRuntime, Invocation};
 pub use moto::Moto;
 pub use noaa::FakeNoaa;

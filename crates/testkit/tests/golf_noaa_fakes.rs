@@ -1,9 +1,11 @@
 //! The fake NOAA and cps.golf servers checked with a plain HTTP client, so their wire
 //! shapes do not depend on rez_agent's own clients being right.
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use rez_testkit::golf::{FAKE_ACCT, FAKE_GOLFER_ID, FAKE_PASSWORD, FAKE_USERNAME};
-use rez_testkit::{FakeCpsGolf, FakeNoaa, GolfFault, GolfStep};
+use rez_testkit::{FakeCpsGolf, FakeNoaa, FakeSlot, GolfFault, GolfStep, ReserveAnswer};
 use serde_json::Value;
 
 fn part(token: &str, i: usize) -> Value {
@@ -138,4 +140,280 @@ async fn noaa_fake_serves_points_and_forecasts() {
     assert_eq!(periods[0]["probabilityOfPrecipitation"]["unitCode"], "wmoUnit:percent");
     assert_eq!(periods[13]["isDaytime"], true, "night-first forecasts end with a day period");
     assert_eq!((fake.points_requests(), fake.forecast_requests()), (2, 1));
+}
+
+// ---- the tee sheet ---------------------------------------------------------------------------
+
+const API: &str = "/onlineres/onlineapi/api/v1/onlinereservation";
+
+fn day() -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(2025, 6, 14).expect("date")
+}
+
+fn at(h: u32, m: u32) -> chrono::NaiveDateTime {
+    day().and_hms_opt(h, m, 0).expect("time")
+}
+
+async fn token(http: &reqwest::Client, fake: &FakeCpsGolf) -> String {
+    let ok: Value = sign_in(http, fake, "password").await.json().await.expect("json");
+    ok["access_token"].as_str().expect("token").to_owned()
+}
+
+async fn post(http: &reqwest::Client, fake: &FakeCpsGolf, token: &str, step: &str, body: Value) -> Value {
+    http.post(format!("{}{API}/{step}", fake.url()))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect(step)
+        .json()
+        .await
+        .expect("json")
+}
+
+async fn lock(http: &reqwest::Client, fake: &FakeCpsGolf, token: &str, id: i64, players: u8, session: &str) -> Value {
+    let body = serde_json::json!({"teeSheetIds": [id], "email": FAKE_USERNAME, "action": "Online Reservation V5",
+        "sessionId": session, "golferId": FAKE_GOLFER_ID, "classCode": "R", "numberOfPlayer": players,
+        "navigateUrl": "", "isGroupBooking": false});
+    post(http, fake, token, "LockTeeTimes", body).await
+}
+
+async fn price(http: &reqwest::Client, fake: &FakeCpsGolf, token: &str, id: i64, players: u8) -> String {
+    let list: Vec<Value> = (1..=players)
+        .map(|n| serde_json::json!({"teeSheetId": id, "holes": 18, "participantNo": n, "golferId": FAKE_GOLFER_ID}))
+        .collect();
+    let body =
+        serde_json::json!({"selectedTeeSheetId": id, "bookingList": list, "holes": 18, "numberOfPlayer": players});
+    let answer = post(http, fake, token, "TeeTimePricesCalculation", body).await;
+    answer["transactionId"].as_str().expect("transactionId").to_owned()
+}
+
+fn reserve_body(session: &str, transaction: &str) -> Value {
+    serde_json::json!({"finalizeSaleModel": {"acct": FAKE_ACCT, "playerId": 0},
+        "lockedTeeTimesSessionId": session, "transactionId": transaction})
+}
+
+async fn reserve(http: &reqwest::Client, fake: &FakeCpsGolf, token: &str, session: &str, transaction: &str) -> Value {
+    post(http, fake, token, "ReserveTeeTimes", reserve_body(session, transaction)).await
+}
+
+/// Lock, price and reserve; the reserve's answer.
+async fn book(http: &reqwest::Client, fake: &FakeCpsGolf, token: &str, id: i64, players: u8, session: &str) -> Value {
+    let locked = lock(http, fake, token, id, players, session).await;
+    assert_eq!(locked["sessionId"], session, "{locked}");
+    let transaction = price(http, fake, token, id, players).await;
+    reserve(http, fake, token, session, &transaction).await
+}
+
+async fn search(http: &reqwest::Client, fake: &FakeCpsGolf, token: &str, players: u8) -> Value {
+    http.get(format!(
+        "{}{API}/TeeTimes?searchDate=Sat%20Jun%2014%202025&numberOfPlayer={players}&courseIds=1",
+        fake.url()
+    ))
+    .bearer_auth(token)
+    .send()
+    .await
+    .expect("search")
+    .json()
+    .await
+    .expect("json")
+}
+
+async fn listed(http: &reqwest::Client, fake: &FakeCpsGolf, token: &str) -> Vec<i64> {
+    let page: Value = http
+        .get(format!("{}{API}/UpcomingReservation?golferId={FAKE_GOLFER_ID}&pageSize=14&currentPage=1", fake.url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("reservations")
+        .json()
+        .await
+        .expect("json");
+    page["items"].as_array().expect("items").iter().map(|r| r["reservationId"].as_i64().expect("id")).collect()
+}
+
+#[tokio::test]
+async fn golf_fake_slot_has_four_places_and_one_golfer_may_book_it_twice() {
+    let fake = FakeCpsGolf::start().await;
+    fake.add_slot(FakeSlot::new(11, at(8, 10)));
+    let http = reqwest::Client::new();
+    let token = token(&http, &fake).await;
+
+    let first = book(&http, &fake, &token, 11, 2, "session-1").await;
+    assert_eq!(first["reservationResult"], 1, "{first}");
+    assert_eq!(fake.places_left(11), Some(2));
+    // Still searchable with the two places it has left.
+    let slots = search(&http, &fake, &token, 2).await;
+    assert_eq!(slots[0]["teeSheetId"], 11, "{slots}");
+    assert_eq!((slots[0]["participants"].as_u64(), slots[0]["maxPlayer"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(search(&http, &fake, &token, 3).await["messageKey"], "NO_TEETIMES");
+    let too_many = lock(&http, &fake, &token, 11, 3, "session-2").await;
+    assert!(too_many["error"].as_str().is_some_and(|e| e.contains("2 place")), "{too_many}");
+    assert_eq!(too_many["teeSheetIds"], serde_json::json!([]));
+
+    // The same golfer books the same slot again: a double booking, as a real sheet allows.
+    let second = book(&http, &fake, &token, 11, 2, "session-3").await;
+    assert_eq!(second["reservationResult"], 1, "{second}");
+    assert_ne!(first["reservationId"], second["reservationId"]);
+    assert_eq!(fake.reservations_on_slot(11).len(), 2);
+    assert_eq!(fake.reservations_of(FAKE_GOLFER_ID).len(), 2);
+    assert_eq!(listed(&http, &fake, &token).await.len(), 2);
+    assert_eq!(fake.places_left(11), Some(0));
+    assert_eq!(search(&http, &fake, &token, 1).await["messageKey"], "NO_TEETIMES");
+    let full = lock(&http, &fake, &token, 11, 1, "session-4").await;
+    assert_eq!(full["error"], "The selected tee time is no longer available");
+}
+
+#[tokio::test]
+async fn golf_fake_lock_holds_its_slot_until_consumed_or_expired() {
+    let fake = FakeCpsGolf::start().await;
+    fake.add_slot(FakeSlot::new(21, at(9, 0)));
+    fake.add_slot(FakeSlot::new(22, at(9, 10)));
+    let http = reqwest::Client::new();
+    let token = token(&http, &fake).await;
+
+    let a = lock(&http, &fake, &token, 21, 1, "session-a").await;
+    assert_eq!(a["teeSheetIds"], serde_json::json!([21]));
+    let b = lock(&http, &fake, &token, 21, 1, "session-b").await;
+    assert_eq!(b["error"], rez_testkit::golf::LOCK_HELD_ERROR, "a second lock does not steal the first");
+    assert_eq!((b["sessionId"].clone(), b["teeSheetIds"].clone()), (Value::Null, serde_json::json!([])));
+    // The refused session cannot reserve; the holder can, which consumes its lock.
+    let transaction = price(&http, &fake, &token, 21, 1).await;
+    let refused = reserve(&http, &fake, &token, "session-b", &transaction).await;
+    assert_eq!(refused["reservationResult"], 0, "{refused}");
+    let done = reserve(&http, &fake, &token, "session-a", &transaction).await;
+    assert_eq!(done["reservationResult"], 1, "{done}");
+    assert!(!fake.is_locked(21));
+    let b = lock(&http, &fake, &token, 21, 1, "session-b").await;
+    assert_eq!(b["sessionId"], "session-b", "{b}");
+
+    // An expired lock frees the slot, and its holder can no longer reserve with it.
+    fake.set_lock_lifetime(Duration::from_millis(300));
+    let c = lock(&http, &fake, &token, 22, 1, "session-c").await;
+    assert_eq!(c["sessionId"], "session-c");
+    assert!(fake.is_locked(22));
+    let transaction = price(&http, &fake, &token, 22, 1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!fake.is_locked(22));
+    let expired = reserve(&http, &fake, &token, "session-c", &transaction).await;
+    assert_eq!(expired["reservationResult"], 0, "{expired}");
+    let d = lock(&http, &fake, &token, 22, 1, "session-d").await;
+    assert_eq!(d["sessionId"], "session-d", "{d}");
+    assert_eq!(fake.reservations_on_slot(22).len(), 0);
+}
+
+#[tokio::test]
+async fn golf_fake_lists_a_reservation_only_after_the_listing_delay() {
+    let fake = FakeCpsGolf::start().await;
+    fake.add_slot(FakeSlot::new(31, at(10, 0)));
+    fake.set_listing_delay(Duration::from_secs(1));
+    let http = reqwest::Client::new();
+    let token = token(&http, &fake).await;
+    let done = book(&http, &fake, &token, 31, 1, "session-1").await;
+    assert_eq!(done["reservationResult"], 1, "{done}");
+    let id = done["reservationId"].as_i64().expect("id");
+    assert_eq!(fake.reservations_of(FAKE_GOLFER_ID).len(), 1, "committed");
+    assert!(listed(&http, &fake, &token).await.is_empty(), "not listed yet");
+    assert!(fake.listed_reservations_of(FAKE_GOLFER_ID).is_empty());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(listed(&http, &fake, &token).await, [id]);
+    assert_eq!(fake.listed_reservations_of(FAKE_GOLFER_ID).len(), 1);
+}
+
+#[tokio::test]
+async fn golf_fake_commits_a_slow_reserve_after_the_client_gave_up() {
+    let fake = FakeCpsGolf::start().await;
+    fake.add_slot(FakeSlot::new(41, at(11, 0)));
+    fake.add_slot(FakeSlot::new(42, at(11, 10)));
+    let http = reqwest::Client::new();
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(150)).build().expect("client");
+    let token = token(&http, &fake).await;
+
+    // A one-off delay on the reserve.
+    let locked = lock(&http, &fake, &token, 41, 2, "session-1").await;
+    assert_eq!(locked["sessionId"], "session-1");
+    let transaction = price(&http, &fake, &token, 41, 2).await;
+    fake.fail(GolfStep::Reserve, GolfFault::Delay(Duration::from_millis(600)));
+    let err = impatient
+        .post(format!("{}{API}/ReserveTeeTimes", fake.url()))
+        .bearer_auth(&token)
+        .json(&reserve_body("session-1", &transaction))
+        .send()
+        .await
+        .expect_err("the client gives up");
+    assert!(err.is_timeout(), "{err}");
+    assert!(fake.reservations().is_empty(), "not yet");
+    wait_for(|| fake.reservations_on_slot(41).len() == 1).await;
+
+    // A slow step (every request): the lock is taken although its client hung up.
+    fake.set_latency(GolfStep::Lock, Duration::from_millis(400));
+    let body = serde_json::json!({"teeSheetIds": [42], "golferId": FAKE_GOLFER_ID, "numberOfPlayer": 1,
+        "sessionId": "session-2"});
+    let err = impatient
+        .post(format!("{}{API}/LockTeeTimes", fake.url()))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .expect_err("the client gives up");
+    assert!(err.is_timeout(), "{err}");
+    wait_for(|| fake.is_locked(42)).await;
+    fake.set_latency(GolfStep::Lock, Duration::ZERO);
+    assert_eq!(lock(&http, &fake, &token, 42, 1, "session-3").await["error"], rez_testkit::golf::LOCK_HELD_ERROR);
+}
+
+#[tokio::test]
+async fn golf_fake_limits_reservations_per_day_on_demand() {
+    let fake = FakeCpsGolf::start().await;
+    fake.add_slot(FakeSlot::new(51, at(7, 0)));
+    fake.add_slot(FakeSlot::new(52, at(15, 0)));
+    let http = reqwest::Client::new();
+    let token = token(&http, &fake).await;
+    fake.limit_reservations_per_day(Some(1));
+    assert_eq!(book(&http, &fake, &token, 51, 1, "session-1").await["reservationResult"], 1);
+    let refused = lock(&http, &fake, &token, 52, 1, "session-2").await;
+    assert_eq!(refused["warning"], rez_testkit::golf::ONE_PER_DAY_WARNING);
+    assert_eq!(refused["teeSheetIds"], serde_json::json!([]));
+    fake.limit_reservations_per_day(None);
+    assert_eq!(book(&http, &fake, &token, 52, 1, "session-3").await["reservationResult"], 1);
+}
+
+/// Poll `done` for up to five seconds.
+async fn wait_for(done: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not met within five seconds");
+}
+
+#[tokio::test]
+async fn golf_fake_answers_reserves_as_told_and_numbers_its_course() {
+    let fake = FakeCpsGolf::start().await;
+    fake.add_slot(FakeSlot::new(61, at(7, 0)));
+    let http = reqwest::Client::new();
+    let token = token(&http, &fake).await;
+    fake.answer_reserves(ReserveAnswer::WithoutReservationId);
+    let bare = book(&http, &fake, &token, 61, 1, "session-1").await;
+    assert_eq!(bare, serde_json::json!({"reservationResult": 1}));
+    fake.answer_reserves(ReserveAnswer::ResultCode(7));
+    let odd = book(&http, &fake, &token, 61, 1, "session-2").await;
+    assert_eq!((odd["reservationResult"].as_i64(), odd["reservationId"].as_i64()), (Some(7), Some(0)));
+    assert_eq!(fake.reservations_on_slot(61).len(), 2, "both reserves were carried out");
+    assert_eq!(listed(&http, &fake, &token).await.len(), 2);
+
+    fake.set_course_number(3);
+    assert_eq!(search(&http, &fake, &token, 1).await["messageKey"], "NO_TEETIMES", "courseIds=1 is another course");
+    let other: Value = http
+        .get(format!("{}{API}/TeeTimes?searchDate=Sat%20Jun%2014%202025&numberOfPlayer=1&courseIds=3", fake.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("search")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!((other[0]["teeSheetId"].as_i64(), other[0]["courseId"].as_i64()), (Some(61), Some(3)), "{other}");
 }
