@@ -14,7 +14,7 @@ use rez_actions::golf::{
 };
 use rez_http::{HttpClient, OutboundPolicy, RetryPolicy};
 use rez_testkit::golf::{FAKE_ACCT, FAKE_GOLFER_ID, FAKE_PASSWORD, FAKE_USERNAME};
-use rez_testkit::{FakeCpsGolf, FakeSlot, GolfFault, GolfStep, TokenKind};
+use rez_testkit::{FakeCpsGolf, FakeSlot, GolfFault, GolfStep, ReserveAnswer, TokenKind};
 
 const ALL_STEPS: [GolfStep; 7] = [
     GolfStep::Token,
@@ -438,6 +438,60 @@ async fn definite_refusals_release_the_key() {
     assert_eq!(out.path, BookingPath::Reserved);
     assert_eq!(fake.count(GolfStep::Reservations), 0);
     assert_eq!(fake.reservations().len(), 1);
+}
+
+#[tokio::test]
+async fn reserve_confirmed_without_an_id_is_a_success_completed_from_the_list() {
+    let fake = FakeCpsGolf::start().await;
+    let d = date(6, 14);
+    fake.add_slot(FakeSlot::new(801, at(d, 8, 10)));
+    fake.add_slot(FakeSlot::new(802, at(d, 9, 10)));
+    fake.answer_reserves(ReserveAnswer::WithoutReservationId);
+    let c = course(&fake);
+
+    // The client: a success whose receipt names no reservation.
+    let client = client();
+    let session = client.session(&c, &creds()).await.expect("session");
+    let lock = client.lock_tee_time(&c, &creds(), &session, 801, 2).await.expect("lock");
+    let priced = client.price_tee_time(&c, &creds(), &session, &lock, Holes::Eighteen, None).await.expect("price");
+    let receipt = client.reserve_tee_time(&c, &creds(), &session, &lock, &priced).await.expect("reserved");
+    assert_eq!(receipt.reservation_id, None);
+    assert_eq!(fake.reservations_on_slot(801).len(), 1);
+
+    // The booker completes it from the reservations list.
+    let ledger = Arc::new(InMemoryLedger::new());
+    let booker = Booker::new(client, ledger.clone());
+    let k = key("msg_no_id");
+    let out = booker.book(&k, &c, &creds(), 802, 1, Holes::Eighteen).await.expect("booked");
+    assert_eq!(out.path, BookingPath::Reserved);
+    let held = fake.reservations_on_slot(802);
+    assert_eq!(held.len(), 1);
+    assert_eq!(out.confirmation.reservation_id, Some(held[0].reservation_id));
+    assert_eq!(out.confirmation.confirmation_key, held[0].confirmation_key);
+    assert_eq!(fake.count(GolfStep::Reserve), 2, "no second reserve");
+    assert!(matches!(ledger.get(&k).await.expect("ledger").expect("row").state, LedgerState::Confirmed { .. }));
+}
+
+#[tokio::test]
+async fn unknown_reserve_result_is_uncertain_not_refused() {
+    let fake = FakeCpsGolf::start().await;
+    let d = date(6, 14);
+    fake.add_slot(FakeSlot::new(811, at(d, 8, 10)));
+    fake.answer_reserves(ReserveAnswer::ResultCode(7));
+    let c = course(&fake);
+    let ledger = Arc::new(InMemoryLedger::new());
+    let booker = Booker::new(client(), ledger.clone());
+    let k = key("msg_result_7");
+    let err = booker.book(&k, &c, &creds(), 811, 2, Holes::Eighteen).await.expect_err("uncertain");
+    assert!(matches!(&err, GolfError::Uncertain { message } if message.contains("reservationResult 7")), "{err:?}");
+    assert!(err.is_transient());
+    assert_eq!(ledger.get(&k).await.expect("ledger").expect("row").state, LedgerState::Pending, "the key is held");
+    // The site did reserve; the next delivery finds it instead of booking again.
+    fake.answer_reserves(ReserveAnswer::Complete);
+    let out = booker.book(&k, &c, &creds(), 811, 2, Holes::Eighteen).await.expect("resolved");
+    assert_eq!(out.path, BookingPath::FoundInReservations);
+    assert_eq!(fake.reservations().len(), 1);
+    assert_eq!(fake.count(GolfStep::Reserve), 1);
 }
 
 // ---- tokens --------------------------------------------------------------------------------

@@ -346,11 +346,15 @@ impl Booker {
                 return Err(e);
             }
         };
+        let (reservation_id, confirmation_key) = match receipt.reservation_id {
+            Some(id) => (Some(id), receipt.confirmation_key),
+            None => self.complete_from_list(key, course, creds, &intent, receipt.confirmation_key).await,
+        };
         let confirmation = BookingConfirmation {
             course_id: course.id.clone(),
             course_name: intent.course_name.clone(),
-            reservation_id: Some(receipt.reservation_id),
-            confirmation_key: receipt.confirmation_key,
+            reservation_id,
+            confirmation_key,
             tee_sheet_id,
             start_time,
             players,
@@ -364,10 +368,47 @@ impl Booker {
             booking_key = %key,
             course = %course.id,
             tee_sheet_id,
-            reservation_id = receipt.reservation_id,
+            reservation_id = confirmation.reservation_id,
             "tee time booked"
         );
         Ok(BookingOutcome { confirmation, path: BookingPath::Reserved })
+    }
+
+    /// A reserve confirmed without a reservation id: the id (and the confirmation key, if
+    /// the answer had none) of the matching reservation in the list. The booking is made
+    /// either way; without a single match it is recorded without an id.
+    async fn complete_from_list(
+        &self,
+        key: &BookingKey,
+        course: &Course,
+        creds: &GolfCredentials,
+        intent: &BookingIntent,
+        answered_key: String,
+    ) -> (Option<i64>, String) {
+        let found = match self.client.fetch_reservations(course, creds).await {
+            Ok(list) => {
+                let matches: Vec<&Reservation> = list.iter().filter(|r| is_same_booking(intent, r)).collect();
+                match matches.as_slice() {
+                    [one] => Some((*one).clone()),
+                    _ => None,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(booking_key = %key, error = %e, "cannot read the reservations to complete the receipt");
+                None
+            }
+        };
+        match found {
+            Some(r) => {
+                let confirmation_key =
+                    if answered_key.is_empty() { r.confirmation_key.unwrap_or_default() } else { answered_key };
+                (r.reservation_id, confirmation_key)
+            }
+            None => {
+                tracing::info!(booking_key = %key, "reserved; the reservation is not (yet) identifiable in the list");
+                (None, answered_key)
+            }
+        }
     }
 }
 

@@ -553,9 +553,11 @@ impl GolfClient {
         })
     }
 
-    /// Step 3: reserve (pay at the course; no card is sent). Succeeds only if cps.golf
-    /// answers `reservationResult: 1`. A broken connection, a timeout, a 5xx or an
-    /// unreadable 2xx answer is [`GolfError::Uncertain`]: the reservation may exist.
+    /// Step 3: reserve (pay at the course; no card is sent). `reservationResult: 1` is a
+    /// success, even without a `reservationId` (the receipt then has none, and the caller
+    /// completes it from the reservations list); `0` is a refusal. A broken connection, a
+    /// timeout, a 5xx, an unreadable 2xx answer or any other result code is
+    /// [`GolfError::Uncertain`]: the reservation may exist.
     pub async fn reserve_tee_time(
         &self,
         course: &Course,
@@ -608,23 +610,32 @@ impl GolfClient {
         };
         let answer: ReserveResponse =
             resp.json().map_err(|e| GolfError::Uncertain { message: format!("unreadable reserve answer: {e}") })?;
-        match (answer.reservation_result, answer.reservation_id, answer.confirmation_key) {
-            (Some(1), Some(id), key) => Ok(ReservationReceipt {
-                reservation_id: id,
-                confirmation_key: key.unwrap_or_default(),
-                booking_ids: answer
-                    .booking_ids
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
-                    .collect(),
-            }),
-            (result, _, _) => Err(GolfError::Rejected {
+        match answer.reservation_result {
+            Some(1) => {
+                let reservation_id = answer.reservation_id.filter(|id| *id > 0);
+                if reservation_id.is_none() {
+                    tracing::info!(course = %course.id, tee_sheet_id = lock.tee_sheet_id, "reserved without a reservation id");
+                }
+                Ok(ReservationReceipt {
+                    reservation_id,
+                    confirmation_key: answer.confirmation_key.unwrap_or_default(),
+                    booking_ids: answer
+                        .booking_ids
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+                        .collect(),
+                })
+            }
+            Some(0) => Err(GolfError::Rejected {
                 step: Step::Reserve,
-                message: answer.message.map(|m| short(&m)).unwrap_or_else(|| {
-                    format!("reservationResult {}", result.map(|r| r.to_string()).unwrap_or_else(|| "missing".into()))
-                }),
+                message: answer.message.map(|m| short(&m)).unwrap_or_else(|| "reservationResult 0".into()),
             }),
+            other => {
+                let code = other.map(|r| r.to_string()).unwrap_or_else(|| "missing".into());
+                let detail = answer.message.map(|m| format!(": {}", short(&m))).unwrap_or_default();
+                Err(GolfError::Uncertain { message: format!("reserve answered reservationResult {code}{detail}") })
+            }
         }
     }
 }

@@ -366,7 +366,9 @@ pub struct PricedTeeTime {
 /// What `ReserveTeeTimes` answered on success.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReservationReceipt {
-    pub reservation_id: i64,
+    /// None when cps.golf confirmed (`reservationResult: 1`) without naming the
+    /// reservation: the reservations list then tells which one it is.
+    pub reservation_id: Option<i64>,
     pub confirmation_key: String,
     pub booking_ids: Vec<String>,
 }
