@@ -496,6 +496,41 @@ async fn unknown_reserve_result_is_uncertain_not_refused() {
 
 // ---- tokens --------------------------------------------------------------------------------
 
+fn token_form(fake: &FakeCpsGolf, i: usize) -> std::collections::HashMap<String, String> {
+    let body = fake.requests(GolfStep::Token)[i].body.clone();
+    url::form_urlencoded::parse(&body).into_owned().collect()
+}
+
+#[tokio::test]
+async fn token_request_names_the_course_client_when_the_credentials_do_not() {
+    let fake = FakeCpsGolf::start().await;
+    let c = course(&fake);
+    client().session(&c, &creds()).await.expect("signed in as the course's web app");
+    let form = token_form(&fake, 0);
+    assert_eq!(form.get("client_id").map(String::as_str), Some("onlineresweb"));
+    assert_eq!(form.get("grant_type").map(String::as_str), Some("password"));
+    assert_eq!(form.get("scope"), Some(&c.scope));
+    assert!(!form.contains_key("client_secret"));
+
+    // Credentials with a client of their own send theirs.
+    fake.add_client_id("rez-agent");
+    let own = GolfCredentials { client_id: Some("rez-agent".into()), client_secret: Some("s3cret".into()), ..creds() };
+    client().session(&c, &own).await.expect("signed in as its own client");
+    let form = token_form(&fake, 1);
+    assert_eq!(form.get("client_id").map(String::as_str), Some("rez-agent"));
+    assert_eq!(form.get("client_secret").map(String::as_str), Some("s3cret"));
+
+    // A client the identity server does not know is refused for good.
+    let mut unknown = c.clone();
+    unknown.client_id = "not-registered".into();
+    let err = client().session(&unknown, &creds()).await.expect_err("unknown client");
+    assert!(
+        matches!(&err, GolfError::Auth(AuthError::TokenEndpoint { status: 400, detail }) if detail.contains("invalid_client")),
+        "{err:?}"
+    );
+    assert!(!err.is_transient());
+}
+
 #[tokio::test]
 async fn token_rejected_mid_flow_is_refreshed_once() {
     let fake = FakeCpsGolf::start().await;

@@ -4,7 +4,8 @@
 //! against the real service. This fake speaks the wire format of prior-system §5.4 closely
 //! enough to exercise every path of the client, including the unhappy ones:
 //!
-//! - `POST /identityapi/connect/token`: OAuth password grant (form body) issuing **real
+//! - `POST /identityapi/connect/token`: OAuth password grant (form body, with a
+//!   `client_id` the identity server knows, else `invalid_client`) issuing **real
 //!   RS256-signed JWTs** with a `kid` and the claims `golferId`, `acct` and `email`, with
 //!   a configurable lifetime; on demand it issues expired, tampered, unknown-`kid`,
 //!   `kid`-less, HS256 or `alg: none` tokens instead;
@@ -67,6 +68,9 @@ pub const FAKE_PASSWORD: &str = "correct horse battery staple";
 pub const FAKE_GOLFER_ID: i64 = 48213;
 /// Its account number (`acct`).
 pub const FAKE_ACCT: &str = "A-100217";
+/// The OAuth client the course's web app signs in as; the only client a fake knows at
+/// first.
+pub const FAKE_CLIENT_ID: &str = "onlineresweb";
 /// The course name the fake reports.
 pub const FAKE_COURSE_NAME: &str = "Birdsfoot Golf Course";
 
@@ -299,6 +303,7 @@ struct Txn {
 
 struct Inner {
     users: Vec<FakeUser>,
+    clients: Vec<String>,
     published: Vec<Arc<SigningKey>>,
     signing: Arc<SigningKey>,
     unpublished: Arc<SigningKey>,
@@ -365,6 +370,7 @@ impl FakeCpsGolf {
         let (listener, addr) = LoopbackServer::bind().await?;
         let inner = Inner {
             users: vec![FakeUser::default_user()],
+            clients: vec![FAKE_CLIENT_ID.to_owned()],
             published: vec![signing.clone()],
             signing,
             unpublished,
@@ -407,6 +413,11 @@ impl FakeCpsGolf {
     /// Add an account.
     pub fn add_user(&self, user: FakeUser) {
         self.shared.lock().users.push(user);
+    }
+
+    /// Let the identity server know another OAuth client id.
+    pub fn add_client_id(&self, client_id: &str) {
+        self.shared.lock().clients.push(client_id.to_owned());
     }
 
     /// Put a tee time on the sheet. Searches answer in insertion order (not sorted).
@@ -765,6 +776,9 @@ fn token(shared: &Shared, body: &[u8]) -> Response {
         return oauth_error("unsupported_grant_type", "grant_type must be password");
     }
     let mut inner = shared.lock();
+    let Some(client_id) = form.get("client_id").filter(|c| inner.clients.contains(c)).cloned() else {
+        return oauth_error("invalid_client", "unknown or missing client_id");
+    };
     let user = inner
         .users
         .iter()
@@ -786,7 +800,7 @@ fn token(shared: &Shared, body: &[u8]) -> Response {
         "aud": ["onlinereservation", "sale", "inventory", "sh", "customer", "references"],
         "scope": scope.split_whitespace().collect::<Vec<_>>(),
         "amr": ["pwd"],
-        "client_id": form.get("client_id").cloned().unwrap_or_else(|| "onlineresweb".into()),
+        "client_id": client_id,
         "sub": user.golfer_id.to_string(),
         "auth_time": iat,
         "idp": "local",

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use rez_testkit::golf::{FAKE_ACCT, FAKE_GOLFER_ID, FAKE_PASSWORD, FAKE_USERNAME};
+use rez_testkit::golf::{FAKE_ACCT, FAKE_CLIENT_ID, FAKE_GOLFER_ID, FAKE_PASSWORD, FAKE_USERNAME};
 use rez_testkit::{FakeCpsGolf, FakeNoaa, FakeSlot, GolfFault, GolfStep, ReserveAnswer};
 use serde_json::Value;
 
@@ -15,8 +15,18 @@ fn part(token: &str, i: usize) -> Value {
 }
 
 async fn sign_in(http: &reqwest::Client, fake: &FakeCpsGolf, grant: &str) -> reqwest::Response {
+    sign_in_as(http, fake, grant, Some(FAKE_CLIENT_ID)).await
+}
+
+async fn sign_in_as(
+    http: &reqwest::Client,
+    fake: &FakeCpsGolf,
+    grant: &str,
+    client_id: Option<&str>,
+) -> reqwest::Response {
+    let client = client_id.map(|c| format!("&client_id={c}")).unwrap_or_default();
     let form = format!(
-        "grant_type={grant}&username={}&password={}&scope=openid%20onlinereservation",
+        "grant_type={grant}&username={}&password={}&scope=openid%20onlinereservation{client}",
         FAKE_USERNAME.replace('@', "%40"),
         FAKE_PASSWORD.replace(' ', "%20")
     );
@@ -35,6 +45,17 @@ async fn golf_fake_issues_real_rs256_tokens_and_publishes_its_keys() {
     let bad = sign_in(&http, &fake, "client_credentials").await;
     assert_eq!(bad.status(), 400);
     assert_eq!(bad.json::<Value>().await.expect("json")["error"], "unsupported_grant_type");
+
+    // Like IdentityServer, the password grant needs a client id the server knows.
+    for client in [None, Some("someone-else")] {
+        let refused = sign_in_as(&http, &fake, "password", client).await;
+        assert_eq!(refused.status(), 400, "{client:?}");
+        assert_eq!(refused.json::<Value>().await.expect("json")["error"], "invalid_client", "{client:?}");
+    }
+    fake.add_client_id("someone-else");
+    let other: Value = sign_in_as(&http, &fake, "password", Some("someone-else")).await.json().await.expect("json");
+    assert_eq!(part(other["access_token"].as_str().expect("token"), 1)["client_id"], "someone-else");
+    assert_eq!(fake.tokens_issued(), 1);
 
     let ok: Value = sign_in(&http, &fake, "password").await.json().await.expect("json");
     assert_eq!(ok["token_type"], "Bearer");

@@ -489,9 +489,10 @@ impl TokenManager {
         form.append_pair("grant_type", "password")
             .append_pair("username", &creds.username)
             .append_pair("password", &creds.password);
-        if let Some(id) = creds.client_id.as_deref().filter(|s| !s.is_empty()) {
-            form.append_pair("client_id", id);
-        }
+        // A public client names itself in the form (standard password grant): the
+        // credentials' own client id if they have one, else the course web app's.
+        let client_id = creds.client_id.as_deref().filter(|s| !s.is_empty()).unwrap_or(&course.client_id);
+        form.append_pair("client_id", client_id);
         if let Some(secret) = creds.client_secret.as_deref().filter(|s| !s.is_empty()) {
             form.append_pair("client_secret", secret);
         }
