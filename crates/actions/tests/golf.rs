@@ -765,8 +765,15 @@ courses:
     let dup =
         format!("{}{}", bad("https://x.cps.golf", "UTC"), bad("https://x.cps.golf", "UTC").replace("courses:\n", ""));
     assert!(matches!(builtin().with_overrides_yaml(&dup, "user.yaml"), Err(CourseError::DuplicateId(_))));
-    let clash = bad("https://x.cps.golf", "UTC").replace("course_id: 5", "course_id: 2");
-    assert!(matches!(builtin().with_overrides_yaml(&clash, "user.yaml"), Err(CourseError::DuplicateNumber(2))));
+    // Course numbers are per site: another site may use Totteridge's 2, Totteridge's own
+    // site may not configure its 2 twice.
+    let other_site = bad("https://x.cps.golf", "UTC").replace("course_id: 5", "course_id: 2");
+    assert_eq!(builtin().with_overrides_yaml(&other_site, "user.yaml").expect("per site").list().len(), 3);
+    let clash = bad("https://Totteridge.cps.golf/", "UTC").replace("course_id: 5", "course_id: 2");
+    assert!(matches!(
+        builtin().with_overrides_yaml(&clash, "user.yaml"),
+        Err(CourseError::DuplicateCourse { course_id: 2, ref origin }) if origin == "https://totteridge.cps.golf"
+    ));
     assert!(matches!(
         Courses::load_with_overrides(Some(&dir.path().join("missing.yaml"))),
         Err(CourseError::Read { .. })
@@ -782,4 +789,53 @@ async fn course_origin_must_pass_the_outbound_policy() {
     c.origin = "https://127.0.0.1:9".into();
     let err = client.session(&c, &creds()).await.expect_err("refused");
     assert!(matches!(&err, GolfError::Auth(AuthError::Http(e)) if e.is_refused()), "{err:?}");
+}
+
+/// Two sites that both number their course 1, configured side by side.
+fn two_sites_numbered_one(dir: &std::path::Path, east: &FakeCpsGolf, west: &FakeCpsGolf) -> Courses {
+    let course = |id: &str, name: &str, origin: &str| {
+        format!(
+            "  - {{id: {id}, course_id: 1, name: {name}, address: A, latitude: 40, longitude: -80, \
+             time_zone: America/New_York, origin: \"{origin}\", client_id: onlineresweb, website_id: w, \
+             scope: openid onlinereservation}}\n"
+        )
+    };
+    let path = dir.join("courses.yaml");
+    let yaml =
+        format!("courses:\n{}{}", course("east", "East Links", &east.url()), course("west", "West Links", &west.url()));
+    std::fs::write(&path, yaml).expect("write");
+    Courses::load_with_overrides_opts(Some(&path), true).expect("two sites may both use course number 1")
+}
+
+#[tokio::test]
+async fn course_numbers_are_per_site_and_courses_are_known_by_id() {
+    let (east, west) = (FakeCpsGolf::start().await, FakeCpsGolf::start().await);
+    let d = date(6, 14);
+    east.add_slot(FakeSlot::new(901, at(d, 8, 0)));
+    west.add_slot(FakeSlot::new(902, at(d, 9, 0)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let courses = two_sites_numbered_one(dir.path(), &east, &west);
+    assert!(matches!(courses.find("1"), Err(CourseError::NotFound(_))), "the number names no course");
+    let (e, w) = (courses.find("east").expect("east").clone(), courses.find("west").expect("west").clone());
+    assert_eq!((e.course_id, w.course_id), (1, 1));
+
+    let client = client();
+    let search = SearchRequest::new(d, 1);
+    let found = |slots: Vec<rez_actions::golf::TeeTimeSlot>| slots.iter().map(|s| s.tee_sheet_id).collect::<Vec<_>>();
+    assert_eq!(found(client.search_tee_times(&e, &creds(), &search).await.expect("east")), [901]);
+    assert_eq!(found(client.search_tee_times(&w, &creds(), &search).await.expect("west")), [902]);
+    for fake in [&east, &west] {
+        let query = fake.requests(GolfStep::TeeTimes)[0].query.clone().unwrap_or_default();
+        assert!(query.contains("courseIds=1&"), "{query}");
+    }
+
+    // Bookings are keyed and recorded by the course id, not the shared number.
+    let ledger = Arc::new(InMemoryLedger::new());
+    let booker = Booker::new(client, ledger.clone());
+    let out = booker.book(&key("msg_west"), &w, &creds(), 902, 1, Holes::Eighteen).await.expect("book west");
+    assert_eq!(out.confirmation.course_id, "west");
+    assert_eq!((east.reservations().len(), west.reservations().len()), (0, 1));
+    let row = ledger.get(&key("msg_west")).await.expect("ledger").expect("row");
+    assert!(matches!(&row.state, LedgerState::Confirmed { confirmation } if confirmation.course_id == "west"));
+    assert_eq!(row.intent.map(|i| i.course_id).as_deref(), Some("west"));
 }

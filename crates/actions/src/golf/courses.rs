@@ -3,7 +3,9 @@
 //! Every URL the golf client calls is built from this configuration, never from a user's
 //! request (SPEC §6.4, §8). The two known courses are built in (`courses.yaml`, embedded at
 //! compile time); a user YAML file of the same shape adds courses or replaces built-in ones
-//! by `id`. Loading validates everything once, so a bad file fails at startup: the origin
+//! by `id`. A course is known by its `id` everywhere (requests, tools, secrets, the booking
+//! ledger); `course_id` is only the number its site gives it (`courseIds`), so two sites
+//! may both number their course 1. Loading validates everything once, so a bad file fails at startup: the origin
 //! must be `https` on `*.cps.golf` (a user course may name another https host), the time
 //! zone must be a real IANA zone, coordinates must be on Earth, and paths must be absolute.
 
@@ -32,8 +34,8 @@ pub enum CourseError {
     Invalid { id: String, message: String },
     #[error("course id {0:?} is defined twice")]
     DuplicateId(String),
-    #[error("course number {0} is used by two courses")]
-    DuplicateNumber(u32),
+    #[error("course number {course_id} at {origin} is configured twice")]
+    DuplicateCourse { origin: String, course_id: u32 },
     #[error("no course matches {0:?}")]
     NotFound(String),
     #[error("{query:?} matches several courses: {candidates}")]
@@ -136,7 +138,8 @@ impl Default for CourseApiIds {
 pub struct Course {
     /// Slug (`birdsfoot`).
     pub id: String,
-    /// The course number cps.golf knows (`courseIds` in searches).
+    /// The number the course's site gives it (`courseIds` in searches). Unique per site
+    /// only; never a lookup key.
     pub course_id: u32,
     pub name: String,
     pub address: String,
@@ -191,6 +194,13 @@ impl Course {
             url.set_query(Some(q));
         }
         Ok(url)
+    }
+
+    /// The site the course lives on (its origin, normalised), for telling sites apart.
+    pub fn site(&self) -> String {
+        self.origin_url()
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| self.origin.trim().trim_end_matches('/').to_ascii_lowercase())
     }
 
     /// `origin` + `path` as a string (for the links cps.golf puts in e-mails and headers).
@@ -360,8 +370,8 @@ impl Courses {
             if courses[..i].iter().any(|o| o.id == c.id) {
                 return Err(CourseError::DuplicateId(c.id.clone()));
             }
-            if courses[..i].iter().any(|o| o.course_id == c.course_id) {
-                return Err(CourseError::DuplicateNumber(c.course_id));
+            if courses[..i].iter().any(|o| o.course_id == c.course_id && o.site() == c.site()) {
+                return Err(CourseError::DuplicateCourse { origin: c.site(), course_id: c.course_id });
             }
         }
         Ok(Self { courses })
@@ -372,19 +382,15 @@ impl Courses {
         &self.courses
     }
 
-    /// Find a course by id (`birdsfoot`), number (`1`) or name, case-insensitively; a name
-    /// may be abbreviated when only one course contains the text (`totter`).
+    /// Find a course by id (`birdsfoot`) or name, case-insensitively; a name may be
+    /// abbreviated when only one course contains the text (`totter`). The site's course
+    /// number is no key: two sites may use the same one.
     pub fn find(&self, query: &str) -> Result<&Course, CourseError> {
         let q = query.trim();
         if q.is_empty() {
             return Err(CourseError::NotFound(query.to_owned()));
         }
         if let Some(c) = self.courses.iter().find(|c| c.id.eq_ignore_ascii_case(q)) {
-            return Ok(c);
-        }
-        if let Ok(n) = q.parse::<u32>()
-            && let Some(c) = self.courses.iter().find(|c| c.course_id == n)
-        {
             return Ok(c);
         }
         if let Some(c) = self.courses.iter().find(|c| c.name.trim().eq_ignore_ascii_case(q)) {
@@ -425,7 +431,7 @@ mod tests {
             b.url(&b.paths.token).expect("url").as_str(),
             "https://birdsfoot.cps.golf/identityapi/connect/token"
         );
-        assert_eq!(courses.find("2").expect("by number").id, "totteridge");
+        assert!(matches!(courses.find("2"), Err(CourseError::NotFound(_))), "a site's course number is no key");
         assert_eq!(courses.find("BIRDSFOOT GOLF COURSE").expect("by name").id, "birdsfoot");
         assert_eq!(courses.find("totter").expect("partial").id, "totteridge");
         assert!(matches!(courses.find("pebble"), Err(CourseError::NotFound(_))));
