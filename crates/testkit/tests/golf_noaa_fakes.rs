@@ -438,3 +438,26 @@ async fn golf_fake_answers_reserves_as_told_and_numbers_its_course() {
         .expect("json");
     assert_eq!((other[0]["teeSheetId"].as_i64(), other[0]["courseId"].as_i64()), (Some(61), Some(3)), "{other}");
 }
+
+#[tokio::test]
+async fn golf_fake_grants_one_of_many_simultaneous_locks() {
+    let fake = FakeCpsGolf::start().await;
+    fake.add_slot(FakeSlot::new(71, at(12, 0)));
+    let http = reqwest::Client::new();
+    let token = token(&http, &fake).await;
+    let mut attempts = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (http, url, token) = (http.clone(), format!("{}{API}/LockTeeTimes", fake.url()), token.clone());
+        attempts.spawn(async move {
+            let body = serde_json::json!({"teeSheetIds": [71], "golferId": FAKE_GOLFER_ID, "numberOfPlayer": 1,
+                "sessionId": format!("session-{i}")});
+            let answer = http.post(url).bearer_auth(token).json(&body).send().await.expect("lock");
+            answer.json::<Value>().await.expect("json")
+        });
+    }
+    let answers = attempts.join_all().await;
+    let granted: Vec<&Value> = answers.iter().filter(|a| a["sessionId"].is_string()).collect();
+    assert_eq!(granted.len(), 1, "{answers:?}");
+    let refused = answers.iter().filter(|a| a["error"] == rez_testkit::golf::LOCK_HELD_ERROR).count();
+    assert_eq!(refused, 19);
+}
