@@ -8,4 +8,4 @@ pub mod handlers;
 pub mod ntfy;
 pub mod weather;
 
-pub use ntfy::{NtfyAuth, NtfyClient, NtfyConfig, NtfyConfigError};
+pub use ntfy::{InvalidSequenceId, NtfyAuth, NtfyClient, NtfyConfig, NtfyConfigError, SequenceId};

@@ -10,6 +10,11 @@
 //! reported as [`PushError::Transient`] and the queue retries later. A publish is a POST,
 //! but the notification processor makes it idempotent (the inbox records delivered
 //! pushes), so retrying here is allowed. Other 4xx answers are [`PushError::Permanent`].
+//!
+//! Every publish carries a [`SequenceId`] derived from the message id. ntfy (2.16 and
+//! later) replaces a notification in place when a publish repeats its sequence id, so a
+//! push sent again — a retry here, or a redelivery after a crash between ntfy's answer and
+//! our record of it — shows once on the phone. Older servers ignore the field.
 
 use std::fmt;
 use std::time::Duration;
@@ -135,10 +140,66 @@ impl fmt::Debug for NtfyClient {
     }
 }
 
+/// ntfy's sequence id: notifications of a topic with the same sequence id are one
+/// notification, the latest publish replacing the earlier ones in place. ntfy accepts
+/// 1–64 characters of `A–Z`, `a–z`, `0–9`, `-` and `_` and refuses any other value with
+/// `400` (code 40049, "sequence ID invalid"), refusing the whole publish.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SequenceId(String);
+
+/// A value ntfy would refuse as a sequence id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid ntfy sequence id {0:?}: 1–64 characters of A–Z, a–z, 0–9, - and _")]
+pub struct InvalidSequenceId(String);
+
+impl SequenceId {
+    /// The longest sequence id ntfy accepts.
+    pub const MAX_LEN: usize = 64;
+
+    /// Checked constructor: ntfy's rule, `^[-_A-Za-z0-9]{1,64}$`.
+    pub fn parse(raw: &str) -> Result<Self, InvalidSequenceId> {
+        if (1..=Self::MAX_LEN).contains(&raw.len()) && raw.bytes().all(is_sequence_byte) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(InvalidSequenceId(raw.chars().take(Self::MAX_LEN + 1).collect()))
+        }
+    }
+
+    /// The sequence id of every push of one message: the message id itself. A message id
+    /// is `msg_` and a 26-character Crockford base-32 ULID, 30 characters ntfy accepts, so
+    /// the id is kept as it is and a repeated push of the message carries the same value.
+    pub fn for_message(id: &MessageId) -> Self {
+        // Any character outside ntfy's set would become `_` and the id be cut to 64, so the
+        // result is valid whatever the id; for a `MessageId` neither ever happens.
+        let mapped: String = id
+            .as_str()
+            .bytes()
+            .take(Self::MAX_LEN)
+            .map(|b| if is_sequence_byte(b) { char::from(b) } else { '_' })
+            .collect();
+        if mapped.is_empty() { Self("msg".to_owned()) } else { Self(mapped) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SequenceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn is_sequence_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
 /// ntfy's JSON publish body.
 #[derive(Debug, Serialize)]
 struct JsonPublish<'a> {
     topic: &'a str,
+    sequence_id: &'a str,
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     title: Option<&'a str>,
@@ -211,14 +272,16 @@ impl NtfyClient {
         &self.default_topic
     }
 
-    /// Publish one notification, retrying transient failures within this call.
-    pub async fn publish(&self, notification: &NotifyPayload) -> Result<PushReceipt, PushError> {
+    /// Publish one notification, retrying transient failures within this call. Every
+    /// publish with the same `sequence` (on the same topic) is one notification on the phone.
+    pub async fn publish(&self, sequence: &SequenceId, notification: &NotifyPayload) -> Result<PushReceipt, PushError> {
         let topic = notification.topic.as_deref().unwrap_or(&self.default_topic);
         if !is_valid_topic(topic) {
             return Err(PushError::Permanent { message: format!("invalid ntfy topic {topic:?}") });
         }
         let body = JsonPublish {
             topic,
+            sequence_id: sequence.as_str(),
             message: &notification.message,
             title: notification.title.as_deref(),
             priority: notification.priority.map(|p| p.get()),
@@ -292,7 +355,8 @@ fn interpret(result: Result<HttpResponse, HttpError>, topic: &str) -> Result<Pus
 impl Notifier for NtfyClient {
     async fn push(&self, message_id: &MessageId, notification: &NotifyPayload) -> Result<PushReceipt, PushError> {
         let span = tracing::info_span!("ntfy_push", message_id = %message_id);
-        tracing::Instrument::instrument(self.publish(notification), span).await
+        let sequence = SequenceId::for_message(message_id);
+        tracing::Instrument::instrument(self.publish(&sequence, notification), span).await
     }
 }
 
@@ -333,6 +397,7 @@ mod tests {
         let mut n = NotifyPayload::text("hi");
         let minimal = serde_json::to_value(JsonPublish {
             topic: "t",
+            sequence_id: "msg_01ARZ3NDEKTSV4RRFFQ69G5FAV",
             message: &n.message,
             title: None,
             priority: None,
@@ -341,10 +406,14 @@ mod tests {
             markdown: false,
         })
         .expect("json");
-        assert_eq!(minimal, serde_json::json!({"topic": "t", "message": "hi"}));
+        assert_eq!(
+            minimal,
+            serde_json::json!({"topic": "t", "sequence_id": "msg_01ARZ3NDEKTSV4RRFFQ69G5FAV", "message": "hi"})
+        );
         n.tags = vec!["a".into()];
         let full = serde_json::to_value(JsonPublish {
             topic: "t",
+            sequence_id: "s",
             message: &n.message,
             title: Some("T"),
             priority: Some(5),
@@ -355,8 +424,48 @@ mod tests {
         .expect("json");
         assert_eq!(
             full,
-            serde_json::json!({"topic": "t", "message": "hi", "title": "T", "priority": 5, "tags": ["a"], "click": "https://x/", "markdown": true})
+            serde_json::json!({"topic": "t", "sequence_id": "s", "message": "hi", "title": "T", "priority": 5, "tags": ["a"], "click": "https://x/", "markdown": true})
         );
+    }
+
+    #[test]
+    fn sequence_id_follows_ntfys_rule() {
+        for ok in ["a", "msg_01ARZ3NDEKTSV4RRFFQ69G5FAV", "A-b_9", &"x".repeat(64)] {
+            assert_eq!(SequenceId::parse(ok).expect(ok).as_str(), ok);
+        }
+        for bad in ["", "a.b", "a b", "a/b", "é", &"x".repeat(65)] {
+            assert!(SequenceId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sequence_id_of_a_message_is_its_id() {
+        let id = MessageId::new(chrono::Utc::now());
+        let sequence = SequenceId::for_message(&id);
+        assert_eq!(sequence.as_str(), id.as_str());
+        assert_eq!(SequenceId::parse(sequence.as_str()), Ok(sequence.clone()));
+        assert_eq!(SequenceId::for_message(&MessageId::parse(id.as_str()).expect("id")), sequence);
+        assert_ne!(SequenceId::for_message(&MessageId::new(chrono::Utc::now())), sequence);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_accepts_exactly_ntfys_rule(
+            raw in proptest::prop_oneof!["[-_A-Za-z0-9]{0,70}", "[-_A-Za-z0-9./ é]{0,70}", "\\PC{0,70}"]
+        ) {
+            let valid = (1..=64).contains(&raw.len())
+                && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            proptest::prop_assert_eq!(SequenceId::parse(&raw).is_ok(), valid);
+        }
+
+        #[test]
+        fn every_message_id_is_a_valid_sequence_id(ms in 0i64..4_000_000_000_000) {
+            let at = chrono::DateTime::from_timestamp_millis(ms).expect("time");
+            let id = MessageId::new(at);
+            let sequence = SequenceId::for_message(&id);
+            proptest::prop_assert!(SequenceId::parse(sequence.as_str()).is_ok());
+            proptest::prop_assert_eq!(sequence.as_str(), id.as_str());
+        }
     }
 
     #[test]

@@ -181,3 +181,20 @@ async fn the_default_policy_refuses_a_loopback_server() {
     assert!(matches!(err, rez_actions::NtfyConfigError::Refused(_)), "{err:?}");
     assert_eq!(fake.attempts(), 0);
 }
+
+#[tokio::test]
+async fn a_repeated_push_of_one_message_shows_once_on_the_phone() {
+    let fake = FakeNtfy::start().await;
+    let client = NtfyClient::new(config(&fake, "t"), http()).expect("ntfy client");
+    let (first, second) = (id(), id());
+    client.push(&first, &NotifyPayload::text("one")).await.expect("push");
+    // A redelivery of the same message after a crash pushes it again.
+    client.push(&first, &NotifyPayload::text("one")).await.expect("push");
+    client.push(&second, &NotifyPayload::text("two")).await.expect("push");
+    let got = fake.received();
+    assert_eq!(got.len(), 3, "ntfy received every publish");
+    assert_eq!(got[0].sequence_id.as_deref(), Some(first.as_str()));
+    assert_eq!(got[1].sequence_id.as_deref(), Some(first.as_str()));
+    assert_eq!(got[2].sequence_id.as_deref(), Some(second.as_str()));
+    assert_eq!(fake.shown_on_phone(), 2, "the repeat replaced the first notification");
+}

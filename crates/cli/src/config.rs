@@ -249,8 +249,9 @@ impl Config {
         };
         // Pushes in flight to the one ntfy server. Under overload this also decides how the
         // CPU splits between the front door and delivery. Measured on 2 cores (BENCHMARKS.md,
-        // "Seventh session"): 64 left the front door near 10,000/s while deliveries ran far
-        // beyond need, 32 let delivery fall under 5,000/s in some runs, 40 met both in all.
+        // "What measurement has shown"): 64 left the front door near 10,000/s while
+        // deliveries ran far beyond need, 32 let delivery fall under 5,000/s in some runs, 40
+        // met both in all.
         let notify_concurrency = num(
             "REZ_NOTIFY_CONCURRENCY",
             fc.queues.notify_concurrency.map(|v| v as u64),

@@ -3,13 +3,19 @@
 //! No real ntfy server can be installed where rez_agent is built and tested, so this fake
 //! speaks ntfy's publish API closely enough for the ntfy client to be tested end to end:
 //!
-//! - `POST`/`PUT /<topic>` with the message as the body and the options as headers
-//!   (`Title`/`X-Title`/`t`, `Priority`/`X-Priority`/`p`, `Tags`/`X-Tags`/`ta`,
-//!   `Click`/`X-Click`, `Markdown`/`X-Markdown`/`md`) or query parameters;
+//! - `POST`/`PUT /<topic>` (or `/<topic>/<sequence id>`) with the message as the body and
+//!   the options as headers (`Title`/`X-Title`/`t`, `Priority`/`X-Priority`/`p`,
+//!   `Tags`/`X-Tags`/`ta`, `Click`/`X-Click`, `Markdown`/`X-Markdown`/`md`,
+//!   `X-Sequence-ID`/`Sequence-ID`/`sid`) or query parameters;
 //! - JSON publishing, `POST`/`PUT /` with `{"topic", "message", "title", "priority",
-//!   "tags", "click", "markdown"}`;
+//!   "tags", "click", "markdown", "sequence_id"}`;
 //! - answers `200` with ntfy's JSON message object (`id`, `time`, `expires`, `event`, …),
 //!   and errors in ntfy's JSON error form (`{"code", "http", "error"}`).
+//!
+//! Sequence ids follow ntfy 2.16: 1–64 characters of `A–Z a–z 0–9 - _` (anything else is a
+//! `400`, code 40049), and publishes to one topic with the same sequence id are one
+//! notification on a phone, the latest replacing the earlier ones in place.
+//! [`FakeNtfy::shown_on_phone`] counts what a subscribed phone would show.
 //!
 //! Faults are injectable (failures, throttling with `Retry-After`, delays, required
 //! token). Only successful publishes are recorded as received; every request counts as
@@ -58,6 +64,8 @@ pub struct ReceivedPush {
     pub tags: Vec<String>,
     pub click: Option<String>,
     pub markdown: bool,
+    /// The sequence id the publisher set, if any.
+    pub sequence_id: Option<String>,
     pub form: PublishForm,
     pub method: Method,
     /// All request headers, including `Authorization`.
@@ -163,6 +171,34 @@ impl FakeNtfy {
     /// Number of successful publishes.
     pub fn count(&self) -> usize {
         self.shared.lock().received.len()
+    }
+
+    /// The notifications a phone subscribed to every topic would show, in the order they
+    /// first appeared: one per topic and sequence id (its latest publish, which replaced
+    /// the earlier ones in place), and one per publish without a sequence id.
+    pub fn on_phone(&self) -> Vec<ReceivedPush> {
+        let received = self.received();
+        let mut shown: Vec<ReceivedPush> = Vec::new();
+        let mut slot_of: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
+        for push in received {
+            match &push.sequence_id {
+                None => shown.push(push),
+                Some(sequence) => match slot_of.get(&(push.topic.clone(), sequence.clone())) {
+                    Some(&slot) => shown[slot] = push,
+                    None => {
+                        slot_of.insert((push.topic.clone(), sequence.clone()), shown.len());
+                        shown.push(push);
+                    }
+                },
+            }
+        }
+        shown
+    }
+
+    /// How many notifications a phone would show: distinct sequence ids per topic, plus
+    /// the publishes without one (see [`FakeNtfy::on_phone`]).
+    pub fn shown_on_phone(&self) -> usize {
+        self.on_phone().len()
     }
 
     /// Number of requests of any kind, failed, throttled and refused ones included.
@@ -288,7 +324,7 @@ async fn handle(
     let parsed = if uri.path() == "/" { parse_json(&body) } else { parse_plain(&uri, &headers, &body) };
     let mut push = match parsed {
         Ok(p) => p,
-        Err((status, message)) => return ntfy_error(status, &message),
+        Err(refusal) => return refusal.into_response(),
     };
     push.id = random_id();
     push.method = method;
@@ -325,17 +361,53 @@ fn check_auth(required: Option<&Auth>, headers: &HeaderMap) -> Result<(), (Statu
 /// ntfy's error body: `{"code": 42901, "http": 429, "error": "..."}`.
 fn ntfy_error(status: StatusCode, message: &str) -> Response {
     let code = u32::from(status.as_u16()) * 100 + 1;
+    ntfy_error_code(status, code, message)
+}
+
+fn ntfy_error_code(status: StatusCode, code: u32, message: &str) -> Response {
     (status, axum::Json(json!({"code": code, "http": status.as_u16(), "error": message}))).into_response()
 }
 
-type ParseResult = Result<ReceivedPush, (StatusCode, String)>;
+/// Why a publish is refused: its status, ntfy's error code and text.
+struct Refusal {
+    status: StatusCode,
+    code: u32,
+    message: String,
+}
 
-fn bad_request(message: impl Into<String>) -> (StatusCode, String) {
-    (StatusCode::BAD_REQUEST, message.into())
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, code: u32::from(status.as_u16()) * 100 + 1, message: message.into() }
+    }
+
+    fn into_response(self) -> Response {
+        ntfy_error_code(self.status, self.code, &self.message)
+    }
+}
+
+type ParseResult = Result<ReceivedPush, Refusal>;
+
+fn bad_request(message: impl Into<String>) -> Refusal {
+    Refusal::new(StatusCode::BAD_REQUEST, message)
 }
 
 fn valid_topic(t: &str) -> bool {
     (1..=64).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// ntfy's sequence id rule: `^[-_A-Za-z0-9]{1,64}$` (the same as a topic's).
+fn valid_sequence_id(s: &str) -> bool {
+    valid_topic(s)
+}
+
+/// An empty sequence id is none (ntfy then uses the message's own id); a value outside
+/// ntfy's rule refuses the publish.
+fn checked_sequence_id(raw: Option<String>) -> Result<Option<String>, Refusal> {
+    match raw.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) if valid_sequence_id(&s) => Ok(Some(s)),
+        Some(_) => Err(Refusal { code: 40049, ..bad_request("invalid request: sequence ID invalid") }),
+    }
 }
 
 fn blank(topic: String, message: String, form: PublishForm) -> ReceivedPush {
@@ -348,6 +420,7 @@ fn blank(topic: String, message: String, form: PublishForm) -> ReceivedPush {
         tags: Vec::new(),
         click: None,
         markdown: false,
+        sequence_id: None,
         form,
         method: Method::POST,
         headers: HeaderMap::new(),
@@ -370,6 +443,8 @@ struct JsonPublish {
     click: Option<String>,
     #[serde(default)]
     markdown: Option<bool>,
+    #[serde(default)]
+    sequence_id: Option<String>,
 }
 
 fn parse_json(body: &[u8]) -> ParseResult {
@@ -392,13 +467,19 @@ fn parse_json(body: &[u8]) -> ParseResult {
     push.tags = p.tags.unwrap_or_default();
     push.click = p.click.filter(|c| !c.is_empty());
     push.markdown = p.markdown.unwrap_or(false);
+    push.sequence_id = checked_sequence_id(p.sequence_id)?;
     Ok(push)
 }
 
 fn parse_plain(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> ParseResult {
-    let topic = uri.path().trim_start_matches('/');
+    let path = uri.path().trim_start_matches('/');
+    // `/<topic>/<sequence id>` publishes with that sequence id.
+    let (topic, path_sequence) = match path.split_once('/') {
+        Some((topic, sequence)) => (topic, Some(sequence.to_owned())),
+        None => (path, None),
+    };
     if !valid_topic(topic) {
-        return Err((StatusCode::NOT_FOUND, "page not found".into()));
+        return Err(Refusal::new(StatusCode::NOT_FOUND, "page not found"));
     }
     let query: Vec<(String, String)> =
         uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
@@ -433,10 +514,11 @@ fn parse_plain(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> ParseResult {
     push.markdown = content_type_md
         || param(&["x-markdown", "markdown", "md"])
             .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "yes" | "true"));
+    push.sequence_id = checked_sequence_id(path_sequence.or_else(|| param(&["x-sequence-id", "sequence-id", "sid"])))?;
     Ok(push)
 }
 
-fn priority_from_str(s: &str) -> Result<u8, (StatusCode, String)> {
+fn priority_from_str(s: &str) -> Result<u8, Refusal> {
     match s.trim().to_ascii_lowercase().as_str() {
         "1" | "min" => Ok(1),
         "2" | "low" => Ok(2),
@@ -492,6 +574,9 @@ fn message_json(p: &ReceivedPush) -> Value {
         }
         if p.markdown {
             obj.insert("content_type".into(), json!("text/markdown"));
+        }
+        if let Some(sequence) = &p.sequence_id {
+            obj.insert("sequence_id".into(), json!(sequence));
         }
     }
     m

@@ -184,3 +184,70 @@ async fn wait_for_and_delay() {
     assert!(got[1].at >= got[0].at);
     assert!(fake.wait_for(2, Duration::ZERO).await);
 }
+
+#[tokio::test]
+async fn a_repeated_sequence_id_replaces_the_notification_on_the_phone() {
+    let fake = FakeNtfy::start().await;
+    let c = client();
+    let publish = |topic: &str, message: &str, sequence: Option<&str>| {
+        let mut body = json!({"topic": topic, "message": message});
+        if let Some(s) = sequence {
+            body["sequence_id"] = json!(s);
+        }
+        c.post(format!("{}/", fake.url())).json(&body).send()
+    };
+    let first: Value = publish("t", "first", Some("msg_1")).await.expect("send").json().await.expect("json");
+    assert_eq!(first["sequence_id"], "msg_1");
+    publish("t", "again", Some("msg_1")).await.expect("send");
+    publish("other", "same id, other topic", Some("msg_1")).await.expect("send");
+    publish("t", "no sequence", None).await.expect("send");
+    publish("t", "no sequence", None).await.expect("send");
+    // The header form, its alias and the path form.
+    c.post(fake.topic_url("t")).header("X-Sequence-ID", "msg_2").body("h").send().await.expect("send");
+    c.post(fake.topic_url("t")).header("sid", "msg_2").body("h2").send().await.expect("send");
+    c.post(format!("{}/msg_3", fake.topic_url("t"))).body("path").send().await.expect("send");
+
+    assert_eq!(fake.count(), 8);
+    let shown = fake.on_phone();
+    let texts: Vec<(&str, &str)> = shown.iter().map(|p| (p.topic.as_str(), p.message.as_str())).collect();
+    assert_eq!(
+        texts,
+        [
+            ("t", "again"),
+            ("other", "same id, other topic"),
+            ("t", "no sequence"),
+            ("t", "no sequence"),
+            ("t", "h2"),
+            ("t", "path")
+        ]
+    );
+    assert_eq!(fake.shown_on_phone(), 6);
+    assert_eq!(fake.received()[7].sequence_id.as_deref(), Some("msg_3"));
+}
+
+#[tokio::test]
+async fn an_invalid_sequence_id_refuses_the_publish() {
+    let fake = FakeNtfy::start().await;
+    let c = client();
+    for bad in ["a.b", "with space", &"x".repeat(65)] {
+        let resp = c
+            .post(format!("{}/", fake.url()))
+            .json(&json!({"topic": "t", "message": "m", "sequence_id": bad}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 400, "{bad}");
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!((body["code"].as_u64(), body["http"].as_u64()), (Some(40049), Some(400)), "{bad}");
+    }
+    let resp = c.post(fake.topic_url("t")).header("X-Sequence-ID", "a/b").body("m").send().await.expect("send");
+    assert_eq!(resp.status(), 400);
+    // An empty one is none.
+    c.post(format!("{}/", fake.url()))
+        .json(&json!({"topic": "t", "message": "m", "sequence_id": ""}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(fake.count(), 1);
+    assert_eq!(fake.received()[0].sequence_id, None);
+}
