@@ -257,7 +257,9 @@ enum ConfigCommand {
 fn init_tracing(json: bool, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REZ_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour codes only for a terminal: a file or a pipe (journald, a log shipper) gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if json {
         builder.json().init();
     } else {
@@ -452,8 +454,8 @@ fn check(config: &Config) -> anyhow::Result<()> {
     println!("configuration from: {}", config.sources.join(", "));
     println!("{config:#?}");
     let mut problems = Vec::new();
-    if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
-        problems.push(format!("data directory {} cannot be created: {e}", config.data_dir.display()));
+    if let Err(e) = rez_local::files::ensure_private_dir(&config.data_dir) {
+        problems.push(format!("data directory: {e}"));
     }
     if let Some(n) = &config.ntfy {
         if n.url.scheme() != "https" && !config.allow_loopback_for_tests {
