@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rez_core::Stage;
+use rez_runtime::services::Limits;
 use serde::Deserialize;
 use url::Url;
+
+use crate::inbound::InboundLimits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -43,6 +46,27 @@ struct FileConfig {
     courses_file: Option<PathBuf>,
     #[serde(default)]
     mcp: McpFile,
+    #[serde(default)]
+    http: HttpFile,
+    #[serde(default)]
+    limits: LimitsFile,
+}
+
+/// `[limits]`: input limits of SPEC §8.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    max_schedules: Option<u64>,
+}
+
+/// `[http]`: the inbound limits of `rez serve` (see `inbound.rs`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFile {
+    max_connections: Option<u64>,
+    header_read_timeout_ms: Option<u64>,
+    request_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,6 +151,10 @@ pub struct Config {
     pub mcp_auth_none: bool,
     /// Host names the MCP endpoint answers to (`Host`/`Origin`); `None`: loopback names plus the bind address.
     pub mcp_allowed_hosts: Option<Vec<String>>,
+    /// Inbound connection limits and timeouts of `rez serve`.
+    pub inbound: InboundLimits,
+    /// Input limits (the most schedules).
+    pub limits: Limits,
     /// Where the configuration came from, for `rez config check`.
     pub sources: Vec<String>,
 }
@@ -147,6 +175,8 @@ impl std::fmt::Debug for Config {
             .field("courses_file", &self.courses_file)
             .field("mcp_auth_none", &self.mcp_auth_none)
             .field("mcp_allowed_hosts", &self.mcp_allowed_hosts)
+            .field("inbound", &self.inbound)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -294,6 +324,44 @@ impl Config {
                 None => None,
             },
         };
+        let inbound = {
+            let d = InboundLimits::default();
+            let ms = |d: Duration| d.as_millis() as u64;
+            InboundLimits {
+                max_connections: num(
+                    "REZ_HTTP_MAX_CONNECTIONS",
+                    fc.http.max_connections,
+                    d.max_connections as u64,
+                    1..=1_000_000,
+                )? as usize,
+                header_read_timeout: Duration::from_millis(num(
+                    "REZ_HTTP_HEADER_READ_TIMEOUT_MS",
+                    fc.http.header_read_timeout_ms,
+                    ms(d.header_read_timeout),
+                    10..=3_600_000,
+                )?),
+                request_timeout: Duration::from_millis(num(
+                    "REZ_HTTP_REQUEST_TIMEOUT_MS",
+                    fc.http.request_timeout_ms,
+                    ms(d.request_timeout),
+                    10..=3_600_000,
+                )?),
+                idle_timeout: Duration::from_millis(num(
+                    "REZ_HTTP_IDLE_TIMEOUT_MS",
+                    fc.http.idle_timeout_ms,
+                    ms(d.idle_timeout),
+                    10..=3_600_000,
+                )?),
+            }
+        };
+        let limits = Limits {
+            max_schedules: num(
+                "REZ_MAX_SCHEDULES",
+                fc.limits.max_schedules,
+                Limits::default().max_schedules,
+                1..=10_000_000,
+            )?,
+        };
         sources.push("environment".into());
         Ok(Self {
             data_dir,
@@ -312,6 +380,8 @@ impl Config {
             courses_file,
             mcp_auth_none,
             mcp_allowed_hosts,
+            inbound,
+            limits,
             sources,
         })
     }
@@ -362,6 +432,37 @@ mod tests {
         assert!(load(&[("REZ_API_KEY", "short")]).is_err());
         let c = load(&[("REZ_NTFY_URL", "https://ntfy.sh/topic"), ("REZ_NTFY_TOKEN", "tk_secret")]).unwrap();
         assert!(!format!("{c:?}").contains("tk_secret"), "secrets are redacted from Debug");
+    }
+
+    #[test]
+    fn inbound_limits() {
+        assert_eq!(load(&[]).unwrap().inbound, InboundLimits::default());
+        let c = load(&[
+            ("REZ_HTTP_MAX_CONNECTIONS", "5000"),
+            ("REZ_HTTP_HEADER_READ_TIMEOUT_MS", "2000"),
+            ("REZ_HTTP_REQUEST_TIMEOUT_MS", "3000"),
+            ("REZ_HTTP_IDLE_TIMEOUT_MS", "4000"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.inbound,
+            InboundLimits {
+                max_connections: 5000,
+                header_read_timeout: Duration::from_secs(2),
+                request_timeout: Duration::from_secs(3),
+                idle_timeout: Duration::from_secs(4),
+            }
+        );
+        assert!(matches!(
+            load(&[("REZ_HTTP_MAX_CONNECTIONS", "0")]),
+            Err(ConfigError::Env { name: "REZ_HTTP_MAX_CONNECTIONS", .. })
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rez.toml");
+        std::fs::write(&file, "[http]\nmax_connections = 64\nidle_timeout_ms = 90000\n").unwrap();
+        let c = Config::load_from(Some(&file), |_| None).unwrap();
+        assert_eq!(c.inbound.max_connections, 64);
+        assert_eq!(c.inbound.idle_timeout, Duration::from_secs(90));
     }
 
     #[test]

@@ -106,13 +106,11 @@ impl Server {
         );
         let app = rez_runtime::api::router(services.clone()).merge(mcp);
         let token = shutdown.clone();
+        let (inbound, drain) = (config.inbound, config.drain);
         let store_for_exit = store.clone();
         let done = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown({
-                let token = token.clone();
-                async move { token.cancelled().await }
-            });
-            let served = serve.await.context("HTTP server");
+            let served =
+                crate::inbound::serve(listener, app, inbound, token.clone(), drain).await.context("HTTP server");
             token.cancel();
             for w in workers {
                 let _ = w.await;

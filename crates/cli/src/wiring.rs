@@ -97,7 +97,7 @@ pub fn services(config: &Config, store: &LocalStore, engine: LocalEngine) -> any
         notifier: notifier(config)?,
         clock: store.clock().clone(),
     };
-    let services = Services::new(ports, config.api_key.clone(), config.stage);
+    let services = Services::with_limits(ports, config.api_key.clone(), config.stage, config.limits);
     let metrics = services.metrics.clone();
     store.db().on_commit(move |took| metrics.store_committed(took.as_secs_f64()));
     Ok(services)

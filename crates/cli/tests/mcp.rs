@@ -68,7 +68,7 @@ fn slot(id: i64, d: NaiveDate, h: u32, m: u32) -> FakeSlot {
 #[tokio::test]
 async fn a_real_client_uses_every_kind_of_tool() {
     let mut r = common::world().await;
-    let k = key(&r.t, Scope::Mcp).await;
+    let k = key(&r.t, Scope::Write).await;
     let client = connect(&r.t, &k).await;
     let info = client.peer_info().expect("server info");
     assert_eq!(info.server_info.as_ref().map(|i| i.name.as_str()), Some("rez_agent"));
@@ -508,4 +508,89 @@ async fn stdio_stdout_carries_only_the_protocol() {
     assert_eq!(ids, [1, 2, 3], "every request answered (in any order): {stdout}");
     assert!(messages.iter().all(|m| m["jsonrpc"] == "2.0"));
     assert!(!stderr.is_empty(), "logs go to stderr");
+}
+
+/// SPEC §8 through MCP as through REST and the CLI: a key with scope `mcp` may only read
+/// (as it may through REST); the schedule count and `message`-target nesting limits give
+/// the same reasons everywhere.
+#[tokio::test]
+async fn scopes_and_limits_hold_through_tools() {
+    let ntfy = rez_testkit::ntfy::FakeNtfy::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path().to_path_buf(), Some(&ntfy));
+    config.limits.max_schedules = 2;
+    let server = TestServer::boot(config).await;
+    let base = format!("http://{}", server.addr);
+    let mut t = TestServer { server: Some(server), base, http: reqwest::Client::new(), ntfy, dir };
+
+    // An mcp key reads, but cannot act.
+    let looker = connect(&t, &key(&t, Scope::Mcp).await).await;
+    structured(&call(&looker, "list_courses", json!({})).await);
+    structured(&call(&looker, "list_schedules", json!({})).await);
+    let res = call(&looker, "send_push_notification", json!({"message": "not allowed"})).await;
+    assert_eq!(res.is_error, Some(true));
+    assert!(text(&res).contains("scope `write`"), "{}", text(&res));
+    let res = call(
+        &looker,
+        "create_schedule",
+        json!({"name": "n", "schedule_expression": "rate(1 hour)",
+        "target_type": "notify", "target": {"payload": {"message": "x"}}}),
+    )
+    .await;
+    assert_eq!(res.is_error, Some(true));
+    let (_, listed) = t.get_json("/api/messages").await;
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(0), "a refused call records nothing: {listed}");
+    looker.cancel().await.unwrap();
+
+    // A write key acts, up to the schedule limit.
+    let actor = connect(&t, &key(&t, Scope::Write).await).await;
+    let schedule = |name: &str| {
+        json!({"name": name, "schedule_expression": "rate(1 hour)", "target_type": "notify",
+               "target": {"payload": {"message": "hourly"}}})
+    };
+    structured(&call(&actor, "create_schedule", schedule("one")).await);
+    let (s, body) = t.post_json("/api/schedules", schedule("two")).await;
+    assert_eq!(s, 201, "{body}");
+    let res = call(&actor, "create_schedule", schedule("three")).await;
+    assert_eq!(res.is_error, Some(true));
+    assert!(text(&res).contains("the most allowed"), "{}", text(&res));
+    let (s, body) = t.post_json("/api/schedules", schedule("three")).await;
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_schedules");
+    assert_eq!(body["error"]["details"]["max_schedules"], 2);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rez"))
+        .args(["schedules", "create", "--name", "three", "--expression", "rate(1 hour)", "--target-type", "notify"])
+        .args(["--target", r#"{"payload":{"message":"x"}}"#])
+        .env("REZ_DATA_DIR", t.dir.path())
+        .env("REZ_MAX_SCHEDULES", "2")
+        .env_remove("REZ_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the most allowed"), "{out:?}");
+
+    // A schedule may create schedules, but not schedules that create schedules.
+    let (_, listed) = t.get_json("/api/schedules").await;
+    let id = listed["items"][0]["id"].as_str().unwrap().to_owned();
+    let r = t.http.delete(t.url(&format!("/api/schedules/{id}"))).bearer_auth(common::ADMIN_KEY).send().await.unwrap();
+    assert!(r.status().is_success());
+    let creates = |inner_type: &str, inner: Value| {
+        json!({"message_type": "schedule_creation", "payload": inner,
+               "arguments": {"action": "create", "name": "inner", "schedule_expression": "rate(1 hour)", "target_type": inner_type}})
+    };
+    let nested = creates("message", creates("notify", json!({"message": "x"})));
+    let deep =
+        json!({"name": "deep", "schedule_expression": "rate(1 hour)", "target_type": "message", "target": nested});
+    let (s, body) = t.post_json("/api/schedules", deep.clone()).await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["error"]["code"], "nesting_too_deep");
+    let res = call(&actor, "create_schedule", deep).await;
+    assert_eq!(res.is_error, Some(true));
+    assert!(text(&res).contains("not schedules that create schedules"), "{}", text(&res));
+    let shallow = json!({"name": "shallow", "schedule_expression": "rate(1 hour)", "target_type": "message",
+        "target": creates("notify", json!({"message": "x"}))});
+    let (s, body) = t.post_json("/api/schedules", shallow).await;
+    assert_eq!(s, 201, "one level is allowed: {body}");
+    actor.cancel().await.unwrap();
+    t.stop().await;
 }
