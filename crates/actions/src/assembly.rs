@@ -74,8 +74,8 @@ pub fn web_action_handlers(
     ])
 }
 
-/// How rez authenticates to ntfy.
-#[derive(Debug, Clone, Default)]
+/// How rez authenticates to ntfy. `Debug` masks the token and password.
+#[derive(Clone, Default)]
 pub enum NtfyAuth {
     #[default]
     None,
@@ -84,6 +84,16 @@ pub enum NtfyAuth {
         username: String,
         password: String,
     },
+}
+
+impl std::fmt::Debug for NtfyAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NtfyAuth::None => f.write_str("None"),
+            NtfyAuth::Token(_) => f.write_str("Token([REDACTED])"),
+            NtfyAuth::Basic { username, .. } => write!(f, "Basic {{ username: {username:?}, password: [REDACTED] }}"),
+        }
+    }
 }
 
 /// The ntfy notifier for a full topic URL.

@@ -120,7 +120,7 @@ pub struct NtfyConfig {
 impl std::fmt::Debug for NtfyConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NtfyConfig")
-            .field("url", &self.url.as_str())
+            .field("url", &rez_http::Redactor.origin_only(self.url.as_str()))
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
@@ -246,9 +246,15 @@ impl Config {
         };
         let ntfy = match pick("REZ_NTFY_URL", fc.ntfy.url) {
             Some((v, _)) => {
-                let url = Url::parse(&v).map_err(|e| parse_env("REZ_NTFY_URL", v.clone(), &e.to_string()))?;
+                // The topic URL is a credential: errors name the variable, never its value.
+                let hidden = || rez_http::Redactor.origin_only(&v);
+                let url = Url::parse(&v).map_err(|e| parse_env("REZ_NTFY_URL", hidden(), &e.to_string()))?;
                 if url.path().trim_matches('/').is_empty() {
-                    return Err(parse_env("REZ_NTFY_URL", v, "give the full topic URL, e.g. https://ntfy.sh/my-topic"));
+                    return Err(parse_env(
+                        "REZ_NTFY_URL",
+                        hidden(),
+                        "give the full topic URL, e.g. https://ntfy.sh/my-topic",
+                    ));
                 }
                 Some(NtfyConfig {
                     url,
