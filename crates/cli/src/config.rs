@@ -75,6 +75,7 @@ struct McpFile {
     /// `keys` (default) or `none` (loopback only).
     auth: Option<String>,
     allowed_hosts: Option<Vec<String>>,
+    max_sessions: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +152,8 @@ pub struct Config {
     pub mcp_auth_none: bool,
     /// Host names the MCP endpoint answers to (`Host`/`Origin`); `None`: loopback names plus the bind address.
     pub mcp_allowed_hosts: Option<Vec<String>>,
+    /// The most MCP sessions held at once.
+    pub mcp_max_sessions: usize,
     /// Inbound connection limits and timeouts of `rez serve`.
     pub inbound: InboundLimits,
     /// Input limits (the most schedules).
@@ -175,6 +178,7 @@ impl std::fmt::Debug for Config {
             .field("courses_file", &self.courses_file)
             .field("mcp_auth_none", &self.mcp_auth_none)
             .field("mcp_allowed_hosts", &self.mcp_allowed_hosts)
+            .field("mcp_max_sessions", &self.mcp_max_sessions)
             .field("inbound", &self.inbound)
             .field("limits", &self.limits)
             .finish()
@@ -368,6 +372,9 @@ impl Config {
                 1..=10_000_000,
             )?,
         };
+        let mcp_max_sessions =
+            num("REZ_MCP_MAX_SESSIONS", fc.mcp.max_sessions, rez_mcp::http::DEFAULT_MAX_SESSIONS as u64, 1..=100_000)?
+                as usize;
         sources.push("environment".into());
         Ok(Self {
             data_dir,
@@ -386,6 +393,7 @@ impl Config {
             courses_file,
             mcp_auth_none,
             mcp_allowed_hosts,
+            mcp_max_sessions,
             inbound,
             limits,
             sources,

@@ -255,8 +255,14 @@ enum ConfigCommand {
 }
 
 fn init_tracing(json: bool, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("REZ_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("REZ_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // rmcp logs every new session's id at info; a session id is a handle on a session, so
+    // it stays out of the logs unless rmcp's own logs are asked for by name.
+    let rmcp_named = std::env::var("REZ_LOG").is_ok_and(|v| v.contains("rmcp"));
+    if !rmcp_named && let Ok(directive) = "rmcp::transport::streamable_http_server::session=warn".parse() {
+        filter = filter.add_directive(directive);
+    }
     // Colour codes only for a terminal: a file or a pipe (journald, a log shipper) gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);

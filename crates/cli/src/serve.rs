@@ -100,10 +100,9 @@ impl Server {
         let maintenance = tokio::spawn(maintain(store.clone(), shutdown.clone()));
 
         let mcp_hosts = config.mcp_allowed_hosts.clone().unwrap_or_else(|| rez_mcp::default_allowed_hosts(addr));
-        let mcp = rez_mcp::router(
-            wiring::tools(&config, services.clone())?,
-            rez_mcp::HttpConfig::new(mcp_auth, mcp_hosts, shutdown.clone()),
-        );
+        let mut mcp_config = rez_mcp::HttpConfig::new(mcp_auth, mcp_hosts, shutdown.clone());
+        mcp_config.max_sessions = config.mcp_max_sessions;
+        let mcp = rez_mcp::router(wiring::tools(&config, services.clone())?, mcp_config);
         let app = rez_runtime::api::router(services.clone()).merge(mcp);
         let token = shutdown.clone();
         let (inbound, drain) = (config.inbound, config.drain);

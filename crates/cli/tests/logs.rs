@@ -125,7 +125,10 @@ async fn no_secret_reaches_the_logs() {
         ntfy.fail_when_body_contains("please-fail", 400);
         let dir = tempfile::tempdir().unwrap();
         let env = env_with_every_secret(dir.path(), &ntfy, format);
+        let session_seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let seen = session_seen.clone();
         let logs = serve_and_collect_logs(&env, |url| async move {
+            let session_seen = seen;
             let http = reqwest::Client::new();
             let send = |text: &str| {
                 http.post(format!("{url}/api/messages"))
@@ -157,8 +160,24 @@ async fn no_secret_reaches_the_logs() {
             if let Some(id) = golf["id"].as_str() {
                 wait_status(&http, &url, id, &["completed", "failed", "dead_lettered"]).await;
             }
+            // An MCP session: its id is not logged either.
+            let r = http
+                .post(format!("{url}/mcp"))
+                .bearer_auth(ADMIN_KEY)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#)
+                .send()
+                .await
+                .expect("initialize");
+            let session = r.headers()["mcp-session-id"].to_str().expect("session id").to_owned();
+            let _ = r.text().await;
+            *session_seen.lock().expect("lock") = session;
         })
         .await;
+        let session = session_seen.lock().expect("lock").clone();
+        let bare = session.rsplit_once('_').map(|(s, _)| s.to_owned()).unwrap_or_default();
+        assert!(!bare.is_empty() && !logs.contains(&bare), "{format} logs contain the MCP session id: {logs}");
         assert!(ntfy.count() >= 1, "the notification was pushed");
         assert!(logs.lines().count() > 10, "{format}: the run logged: {logs}");
 

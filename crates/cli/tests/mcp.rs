@@ -382,15 +382,85 @@ async fn bad_input_gets_the_specs_errors() {
     assert!(rpc_body(&r.text().await.unwrap())["result"]["tools"].is_array());
 
     // No correctness rests on this process's memory: a session it never issued (as after
-    // a restart, or on another instance) is served, not refused.
+    // a restart, or on another instance) is served, not refused — if it is bound to the
+    // key that presents it.
+    let never_issued = rez_mcp::session::bind("1b671a64-40d5-491e-99b0-da01ff1f3341", k.as_bytes());
     let r = post(&t, Some(&k), r#"{"jsonrpc":"2.0","id":10,"method":"tools/list"}"#)
-        .header("mcp-session-id", "1b671a64-40d5-491e-99b0-da01ff1f3341")
+        .header("mcp-session-id", never_issued.as_str())
         .header("mcp-protocol-version", "2025-11-25")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(rpc_body(&r.text().await.unwrap())["result"]["tools"].is_array());
+    t.stop().await;
+}
+
+/// A session belongs to the key that opened it: another key, a bare or forged id get
+/// `404`; the number of sessions is capped, with the reason past the cap.
+#[tokio::test]
+async fn sessions_are_bound_to_their_key_and_capped() {
+    let ntfy = rez_testkit::ntfy::FakeNtfy::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path().to_path_buf(), Some(&ntfy));
+    config.mcp_max_sessions = 2;
+    let server = TestServer::boot(config).await;
+    let base = format!("http://{}", server.addr);
+    let mut t = TestServer { server: Some(server), base, http: reqwest::Client::new(), ntfy, dir };
+    let (a, b) = (key(&t, Scope::Mcp).await, key(&t, Scope::Mcp).await);
+    let open = |k: &str| {
+        let req = post(&t, Some(k), INIT);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let session = r.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned());
+            (status, session, r.text().await.unwrap_or_default())
+        }
+    };
+    let (s, session, _) = open(&a).await;
+    assert_eq!(s, 200);
+    let session = session.expect("a session id");
+    let with = |k: &str, id: &str| {
+        post(&t, Some(k), r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .header("mcp-session-id", id)
+            .header("mcp-protocol-version", "2025-11-25")
+            .send()
+    };
+    assert_eq!(with(&a, &session).await.unwrap().status(), 202, "its own key");
+    assert_eq!(with(&b, &session).await.unwrap().status(), 404, "another key");
+    let bare = session.rsplit_once('_').unwrap().0.to_owned();
+    assert_eq!(with(&a, &bare).await.unwrap().status(), 404, "the id without its binding");
+    let forged = rez_mcp::session::bind(&bare, b.as_bytes());
+    assert_eq!(with(&a, &forged).await.unwrap().status(), 404, "bound to another key");
+    let r = t.http.get(t.url("/mcp")).bearer_auth(&b).header("mcp-session-id", session.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), 404, "GET (the SSE stream) with another key");
+
+    // The cap: a second session fits, a third is refused with the reason, and closing
+    // one makes room.
+    let (s, second, _) = open(&b).await;
+    assert_eq!(s, 200);
+    let (s, _, body) = open(&a).await;
+    assert_eq!(s, 503, "{body}");
+    assert!(body.contains("REZ_MCP_MAX_SESSIONS"), "{body}");
+    let r = t
+        .http
+        .delete(t.url("/mcp"))
+        .bearer_auth(&b)
+        .header("mcp-session-id", second.unwrap().as_str())
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let mut reopened = 0;
+    for _ in 0..50 {
+        if open(&a).await.0 == 200 {
+            reopened += 1;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(reopened, 1, "closing a session makes room");
     t.stop().await;
 }
 
