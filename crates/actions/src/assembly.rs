@@ -102,9 +102,10 @@ pub fn ntfy_notifier(
     auth: NtfyAuth,
     allow_loopback_for_tests: bool,
 ) -> Result<Arc<dyn Notifier>, AssemblyError> {
-    let host = topic_url.host_str().ok_or_else(|| err("ntfy URL", "it has no host"))?;
-    let http = HttpClient::new(policy(&[host.to_owned()], allow_loopback_for_tests)?)
-        .map_err(|e| err("building the outbound HTTP client", e))?;
+    // The operator configured this URL: it may be a home server on the LAN over http.
+    let mut policy = OutboundPolicy::for_operator_url(topic_url).map_err(|e| err("ntfy URL", e))?;
+    policy.allow_loopback_for_tests = allow_loopback_for_tests;
+    let http = HttpClient::new(policy).map_err(|e| err("building the outbound HTTP client", e))?;
     let mut config = NtfyConfig::new(topic_url.as_str());
     config = match auth {
         NtfyAuth::None => config,

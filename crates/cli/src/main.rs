@@ -464,8 +464,10 @@ fn check(config: &Config) -> anyhow::Result<()> {
         problems.push(format!("data directory: {e}"));
     }
     if let Some(n) = &config.ntfy {
-        if n.url.scheme() != "https" && !config.allow_loopback_for_tests {
-            problems.push(format!("REZ_NTFY_URL must be https:// (got {}://)", n.url.scheme()));
+        if n.url.scheme() == "http" {
+            println!(
+                "note: REZ_NTFY_URL uses plain http (a self-hosted ntfy on your network): pushes and credentials are not encrypted"
+            );
         }
         if n.token.is_some() && n.username.is_some() {
             problems.push("both REZ_NTFY_TOKEN and REZ_NTFY_USER are set; the token is used".into());

@@ -49,6 +49,15 @@ impl Server {
         } else {
             rez_mcp::Auth::Keys
         };
+        if let Some(ntfy) = &config.ntfy
+            && ntfy.url.scheme() == "http"
+        {
+            // Named by host only: the path is the topic, a credential.
+            tracing::warn!(
+                host = ntfy.url.host_str().unwrap_or(""),
+                "REZ_NTFY_URL uses plain http: pushes and the ntfy credentials cross the network unencrypted; use it only on a network you trust"
+            );
+        }
         let store = wiring::open_store(&config)?;
         let engine = LocalEngine::new();
         let services = wiring::services(&config, &store, engine.clone())?;

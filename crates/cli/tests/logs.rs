@@ -179,6 +179,7 @@ async fn no_secret_reaches_the_logs() {
         let bare = session.rsplit_once('_').map(|(s, _)| s.to_owned()).unwrap_or_default();
         assert!(!bare.is_empty() && !logs.contains(&bare), "{format} logs contain the MCP session id: {logs}");
         assert!(ntfy.count() >= 1, "the notification was pushed");
+        assert!(logs.contains("REZ_NTFY_URL uses plain http"), "{format}: start-up warns about http: {logs}");
         assert!(logs.lines().count() > 10, "{format}: the run logged: {logs}");
 
         let mut check = String::new();
