@@ -342,6 +342,17 @@ mod tests {
     }
 
     #[test]
+    fn debug_hides_the_topic_and_credentials() {
+        let c = NtfyConfig::new("https://ntfy.sh/topic-s3cret").with_basic_auth("me", "pw-s3cret");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("topic-s3cret") && !shown.contains("pw-s3cret"), "{shown}");
+        let auth = crate::assembly::NtfyAuth::Token("tk_s3cret".into());
+        assert!(!format!("{auth:?}").contains("tk_s3cret"));
+        let auth = crate::assembly::NtfyAuth::Basic { username: "me".into(), password: "pw-s3cret".into() };
+        assert!(!format!("{auth:?}").contains("pw-s3cret"));
+    }
+
+    #[test]
     fn json_body_shape() {
         let mut n = NotifyPayload::text("hi");
         let minimal = serde_json::to_value(JsonPublish {

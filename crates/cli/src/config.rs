@@ -24,8 +24,9 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// The optional `rez.toml`. Every field may be left out.
-#[derive(Debug, Default, Deserialize)]
+/// The optional `rez.toml`. Every field may be left out. No `Debug`: it holds the API
+/// key and the ntfy credentials as written.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
@@ -85,7 +86,8 @@ struct WeatherFile {
     user_agent: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// No `Debug`: the topic URL, token and password are credentials.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NtfyFile {
     url: Option<String>,
@@ -444,8 +446,21 @@ mod tests {
         ));
         assert!(matches!(load(&[("REZ_STAGE", "qa")]), Err(ConfigError::Env { .. })));
         assert!(load(&[("REZ_API_KEY", "short")]).is_err());
-        let c = load(&[("REZ_NTFY_URL", "https://ntfy.sh/topic"), ("REZ_NTFY_TOKEN", "tk_secret")]).unwrap();
-        assert!(!format!("{c:?}").contains("tk_secret"), "secrets are redacted from Debug");
+        let c = load(&[
+            ("REZ_NTFY_URL", "https://ntfy.sh/topic-s3cret"),
+            ("REZ_NTFY_TOKEN", "tk_secret"),
+            ("REZ_NTFY_USER", "me"),
+            ("REZ_NTFY_PASSWORD", "pw-s3cret"),
+            ("REZ_API_KEY", "api-key-s3cret-0123456789"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        for secret in ["tk_secret", "topic-s3cret", "pw-s3cret", "api-key-s3cret"] {
+            assert!(!shown.contains(secret), "{secret} in Debug: {shown}");
+        }
+        // A malformed topic URL is reported without its path.
+        let e = load(&[("REZ_NTFY_URL", "https://ntfy.sh:99999/topic-s3cret")]).unwrap_err();
+        assert!(!e.to_string().contains("topic-s3cret"), "{e}");
     }
 
     #[test]
