@@ -296,5 +296,24 @@ async fn health_without_a_key_says_only_up_or_down() {
     // A wrong key is refused rather than treated as none.
     let r = t.http.get(t.url("/api/health")).bearer_auth("wrong").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
+
+    // Down: the store check fails. Without a key, only that; with one, the reason.
+    let store = t.server.as_ref().unwrap().store.clone();
+    store
+        .db()
+        .write(|ctx| {
+            ctx.tx
+                .execute_batch("DROP TABLE instances")
+                .map_err(|e| rez_core::ports::StoreError::Unavailable(e.to_string()))
+        })
+        .await
+        .unwrap();
+    let r = t.http.get(t.url("/api/health?deep=true")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "down"}), "no error text without a key");
+    let r = t.http.get(t.url("/api/health?deep=true")).bearer_auth(&read.token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("store check failed")), "{body}");
     t.stop().await;
 }
