@@ -74,8 +74,8 @@ pub fn web_action_handlers(
     ])
 }
 
-/// How rez authenticates to ntfy.
-#[derive(Debug, Clone, Default)]
+/// How rez authenticates to ntfy. `Debug` masks the token and password.
+#[derive(Clone, Default)]
 pub enum NtfyAuth {
     #[default]
     None,
@@ -86,15 +86,26 @@ pub enum NtfyAuth {
     },
 }
 
+impl std::fmt::Debug for NtfyAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NtfyAuth::None => f.write_str("None"),
+            NtfyAuth::Token(_) => f.write_str("Token([REDACTED])"),
+            NtfyAuth::Basic { username, .. } => write!(f, "Basic {{ username: {username:?}, password: [REDACTED] }}"),
+        }
+    }
+}
+
 /// The ntfy notifier for a full topic URL.
 pub fn ntfy_notifier(
     topic_url: &url::Url,
     auth: NtfyAuth,
     allow_loopback_for_tests: bool,
 ) -> Result<Arc<dyn Notifier>, AssemblyError> {
-    let host = topic_url.host_str().ok_or_else(|| err("ntfy URL", "it has no host"))?;
-    let http = HttpClient::new(policy(&[host.to_owned()], allow_loopback_for_tests)?)
-        .map_err(|e| err("building the outbound HTTP client", e))?;
+    // The operator configured this URL: it may be a home server on the LAN over http.
+    let mut policy = OutboundPolicy::for_operator_url(topic_url).map_err(|e| err("ntfy URL", e))?;
+    policy.allow_loopback_for_tests = allow_loopback_for_tests;
+    let http = HttpClient::new(policy).map_err(|e| err("building the outbound HTTP client", e))?;
     let mut config = NtfyConfig::new(topic_url.as_str());
     config = match auth {
         NtfyAuth::None => config,

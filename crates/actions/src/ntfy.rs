@@ -54,8 +54,8 @@ impl fmt::Debug for NtfyAuth {
     }
 }
 
-/// Configuration of the ntfy channel.
-#[derive(Debug, Clone)]
+/// Configuration of the ntfy channel. `Debug` hides the topic (see [`Redactor::origin_only`]).
+#[derive(Clone)]
 pub struct NtfyConfig {
     /// The full topic URL, e.g. `https://ntfy.sh/mytopic`. The server is everything up
     /// to the last path segment, the topic is the last segment.
@@ -70,6 +70,19 @@ pub struct NtfyConfig {
     /// The longest `Retry-After` waited for within one push; a longer one ends the push
     /// with [`PushError::Transient`] carrying it, for the queue to honour.
     pub max_retry_after: Duration,
+}
+
+impl fmt::Debug for NtfyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NtfyConfig")
+            .field("topic_url", &Redactor.origin_only(&self.topic_url))
+            .field("auth", &self.auth)
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff_base", &self.backoff_base)
+            .field("max_backoff", &self.max_backoff)
+            .field("max_retry_after", &self.max_retry_after)
+            .finish()
+    }
 }
 
 impl NtfyConfig {
@@ -111,8 +124,9 @@ pub enum NtfyConfigError {
     UnexpectedUrlParts,
     #[error("ntfy topic URL has no topic: use e.g. https://ntfy.sh/mytopic")]
     MissingTopic,
-    #[error("invalid ntfy topic {0:?}: 1–64 characters of A–Z, a–z, 0–9, - and _")]
-    InvalidTopic(String),
+    /// The topic itself is not shown: it is the credential of a public topic.
+    #[error("invalid ntfy topic: 1–64 characters of A–Z, a–z, 0–9, - and _")]
+    InvalidTopic,
     #[error("ntfy server refused by the outbound policy: {0}")]
     Refused(PolicyViolation),
     #[error("max_attempts must be at least 1")]
@@ -237,8 +251,7 @@ impl NtfyClient {
         if config.max_attempts == 0 {
             return Err(NtfyConfigError::NoAttempts);
         }
-        let url = Url::parse(config.topic_url.trim())
-            .map_err(|e| NtfyConfigError::InvalidUrl(format!("{}: {e}", Redactor.text(&config.topic_url))))?;
+        let url = Url::parse(config.topic_url.trim()).map_err(|e| NtfyConfigError::InvalidUrl(e.to_string()))?;
         if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
             return Err(NtfyConfigError::UnexpectedUrlParts);
         }
@@ -248,7 +261,7 @@ impl NtfyClient {
             return Err(NtfyConfigError::MissingTopic);
         }
         if !is_valid_topic(topic) {
-            return Err(NtfyConfigError::InvalidTopic(topic.to_owned()));
+            return Err(NtfyConfigError::InvalidTopic);
         }
         let mut publish_url = url.clone();
         publish_url.set_path(&format!("{base}/"));
@@ -277,7 +290,7 @@ impl NtfyClient {
     pub async fn publish(&self, sequence: &SequenceId, notification: &NotifyPayload) -> Result<PushReceipt, PushError> {
         let topic = notification.topic.as_deref().unwrap_or(&self.default_topic);
         if !is_valid_topic(topic) {
-            return Err(PushError::Permanent { message: format!("invalid ntfy topic {topic:?}") });
+            return Err(PushError::Permanent { message: NtfyConfigError::InvalidTopic.to_string() });
         }
         let body = JsonPublish {
             topic,
@@ -291,7 +304,7 @@ impl NtfyClient {
         };
         let request = self.build_request(&body).map_err(|e| PushError::Permanent { message: e.to_string() })?;
         let result = self.http.send_with_retry(request, &self.retry).await;
-        interpret(result, topic)
+        interpret(result)
     }
 
     fn build_request(&self, body: &JsonPublish<'_>) -> Result<OutboundRequest, HttpError> {
@@ -306,7 +319,8 @@ impl NtfyClient {
 }
 
 /// Map the final outcome of the publish (after retries) to the port's terms.
-fn interpret(result: Result<HttpResponse, HttpError>, topic: &str) -> Result<PushReceipt, PushError> {
+/// Nothing here names the topic: whoever knows a public topic can read and post to it.
+fn interpret(result: Result<HttpResponse, HttpError>) -> Result<PushReceipt, PushError> {
     let resp = match result {
         Ok(resp) => resp,
         Err(e) if e.is_retryable() || matches!(e, HttpError::Decode { .. }) => {
@@ -321,11 +335,11 @@ fn interpret(result: Result<HttpResponse, HttpError>, topic: &str) -> Result<Pus
         let push_id = match resp.json::<PublishedMessage>() {
             Ok(m) => m.id,
             Err(e) => {
-                tracing::warn!(topic, error = %e, "ntfy accepted the publish but its answer has no message id");
+                tracing::warn!(error = %e, "ntfy accepted the publish but its answer has no message id");
                 None
             }
         };
-        tracing::info!(topic, push_id = push_id.as_deref().unwrap_or(""), "ntfy publish accepted");
+        tracing::info!(push_id = push_id.as_deref().unwrap_or(""), "ntfy publish accepted");
         return Ok(PushReceipt { push_id });
     }
     let detail = resp.json::<NtfyErrorBody>().ok().and_then(|b| b.error).unwrap_or_else(|| resp.text());
@@ -339,14 +353,13 @@ fn interpret(result: Result<HttpResponse, HttpError>, topic: &str) -> Result<Pus
     if rez_http::is_retryable_status(status) {
         let retry_after = resp.retry_after();
         tracing::warn!(
-            topic,
             status = status.as_u16(),
             retry_after_s = retry_after.map(|d| d.as_secs()),
             "ntfy publish failed (transient)"
         );
         Err(PushError::Transient { message, retry_after })
     } else {
-        tracing::warn!(topic, status = status.as_u16(), "ntfy publish rejected (permanent)");
+        tracing::warn!(status = status.as_u16(), "ntfy publish rejected (permanent)");
         Err(PushError::Permanent { message })
     }
 }
@@ -390,6 +403,17 @@ mod tests {
         }
         let zero = NtfyConfig { max_attempts: 0, ..NtfyConfig::new("https://ntfy.sh/t") };
         assert!(matches!(NtfyClient::new(zero, http()), Err(NtfyConfigError::NoAttempts)));
+    }
+
+    #[test]
+    fn debug_hides_the_topic_and_credentials() {
+        let c = NtfyConfig::new("https://ntfy.sh/topic-s3cret").with_basic_auth("me", "pw-s3cret");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("topic-s3cret") && !shown.contains("pw-s3cret"), "{shown}");
+        let auth = crate::assembly::NtfyAuth::Token("tk_s3cret".into());
+        assert!(!format!("{auth:?}").contains("tk_s3cret"));
+        let auth = crate::assembly::NtfyAuth::Basic { username: "me".into(), password: "pw-s3cret".into() };
+        assert!(!format!("{auth:?}").contains("pw-s3cret"));
     }
 
     #[test]

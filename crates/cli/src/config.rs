@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rez_core::Stage;
+use rez_runtime::services::Limits;
 use serde::Deserialize;
 use url::Url;
+
+use crate::inbound::InboundLimits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -21,8 +24,9 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// The optional `rez.toml`. Every field may be left out.
-#[derive(Debug, Default, Deserialize)]
+/// The optional `rez.toml`. Every field may be left out. No `Debug`: it holds the API
+/// key and the ntfy credentials as written.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
@@ -43,6 +47,27 @@ struct FileConfig {
     courses_file: Option<PathBuf>,
     #[serde(default)]
     mcp: McpFile,
+    #[serde(default)]
+    http: HttpFile,
+    #[serde(default)]
+    limits: LimitsFile,
+}
+
+/// `[limits]`: input limits of SPEC §8.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    max_schedules: Option<u64>,
+}
+
+/// `[http]`: the inbound limits of `rez serve` (see `inbound.rs`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFile {
+    max_connections: Option<u64>,
+    header_read_timeout_ms: Option<u64>,
+    request_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -51,6 +76,7 @@ struct McpFile {
     /// `keys` (default) or `none` (loopback only).
     auth: Option<String>,
     allowed_hosts: Option<Vec<String>>,
+    max_sessions: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,7 +86,8 @@ struct WeatherFile {
     user_agent: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// No `Debug`: the topic URL, token and password are credentials.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NtfyFile {
     url: Option<String>,
@@ -96,7 +123,7 @@ pub struct NtfyConfig {
 impl std::fmt::Debug for NtfyConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NtfyConfig")
-            .field("url", &self.url.as_str())
+            .field("url", &rez_http::Redactor.origin_only(self.url.as_str()))
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
@@ -127,6 +154,12 @@ pub struct Config {
     pub mcp_auth_none: bool,
     /// Host names the MCP endpoint answers to (`Host`/`Origin`); `None`: loopback names plus the bind address.
     pub mcp_allowed_hosts: Option<Vec<String>>,
+    /// The most MCP sessions held at once.
+    pub mcp_max_sessions: usize,
+    /// Inbound connection limits and timeouts of `rez serve`.
+    pub inbound: InboundLimits,
+    /// Input limits (the most schedules).
+    pub limits: Limits,
     /// Where the configuration came from, for `rez config check`.
     pub sources: Vec<String>,
 }
@@ -147,6 +180,9 @@ impl std::fmt::Debug for Config {
             .field("courses_file", &self.courses_file)
             .field("mcp_auth_none", &self.mcp_auth_none)
             .field("mcp_allowed_hosts", &self.mcp_allowed_hosts)
+            .field("mcp_max_sessions", &self.mcp_max_sessions)
+            .field("inbound", &self.inbound)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -216,9 +252,15 @@ impl Config {
         };
         let ntfy = match pick("REZ_NTFY_URL", fc.ntfy.url) {
             Some((v, _)) => {
-                let url = Url::parse(&v).map_err(|e| parse_env("REZ_NTFY_URL", v.clone(), &e.to_string()))?;
+                // The topic URL is a credential: errors name the variable, never its value.
+                let hidden = || rez_http::Redactor.origin_only(&v);
+                let url = Url::parse(&v).map_err(|e| parse_env("REZ_NTFY_URL", hidden(), &e.to_string()))?;
                 if url.path().trim_matches('/').is_empty() {
-                    return Err(parse_env("REZ_NTFY_URL", v, "give the full topic URL, e.g. https://ntfy.sh/my-topic"));
+                    return Err(parse_env(
+                        "REZ_NTFY_URL",
+                        hidden(),
+                        "give the full topic URL, e.g. https://ntfy.sh/my-topic",
+                    ));
                 }
                 Some(NtfyConfig {
                     url,
@@ -295,6 +337,47 @@ impl Config {
                 None => None,
             },
         };
+        let inbound = {
+            let d = InboundLimits::default();
+            let ms = |d: Duration| d.as_millis() as u64;
+            InboundLimits {
+                max_connections: num(
+                    "REZ_HTTP_MAX_CONNECTIONS",
+                    fc.http.max_connections,
+                    d.max_connections as u64,
+                    1..=1_000_000,
+                )? as usize,
+                header_read_timeout: Duration::from_millis(num(
+                    "REZ_HTTP_HEADER_READ_TIMEOUT_MS",
+                    fc.http.header_read_timeout_ms,
+                    ms(d.header_read_timeout),
+                    10..=3_600_000,
+                )?),
+                request_timeout: Duration::from_millis(num(
+                    "REZ_HTTP_REQUEST_TIMEOUT_MS",
+                    fc.http.request_timeout_ms,
+                    ms(d.request_timeout),
+                    10..=3_600_000,
+                )?),
+                idle_timeout: Duration::from_millis(num(
+                    "REZ_HTTP_IDLE_TIMEOUT_MS",
+                    fc.http.idle_timeout_ms,
+                    ms(d.idle_timeout),
+                    10..=3_600_000,
+                )?),
+            }
+        };
+        let limits = Limits {
+            max_schedules: num(
+                "REZ_MAX_SCHEDULES",
+                fc.limits.max_schedules,
+                Limits::default().max_schedules,
+                1..=10_000_000,
+            )?,
+        };
+        let mcp_max_sessions =
+            num("REZ_MCP_MAX_SESSIONS", fc.mcp.max_sessions, rez_mcp::http::DEFAULT_MAX_SESSIONS as u64, 1..=100_000)?
+                as usize;
         sources.push("environment".into());
         Ok(Self {
             data_dir,
@@ -313,6 +396,9 @@ impl Config {
             courses_file,
             mcp_auth_none,
             mcp_allowed_hosts,
+            mcp_max_sessions,
+            inbound,
+            limits,
             sources,
         })
     }
@@ -361,8 +447,52 @@ mod tests {
         ));
         assert!(matches!(load(&[("REZ_STAGE", "qa")]), Err(ConfigError::Env { .. })));
         assert!(load(&[("REZ_API_KEY", "short")]).is_err());
-        let c = load(&[("REZ_NTFY_URL", "https://ntfy.sh/topic"), ("REZ_NTFY_TOKEN", "tk_secret")]).unwrap();
-        assert!(!format!("{c:?}").contains("tk_secret"), "secrets are redacted from Debug");
+        let c = load(&[
+            ("REZ_NTFY_URL", "https://ntfy.sh/topic-s3cret"),
+            ("REZ_NTFY_TOKEN", "tk_secret"),
+            ("REZ_NTFY_USER", "me"),
+            ("REZ_NTFY_PASSWORD", "pw-s3cret"),
+            ("REZ_API_KEY", "api-key-s3cret-0123456789"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        for secret in ["tk_secret", "topic-s3cret", "pw-s3cret", "api-key-s3cret"] {
+            assert!(!shown.contains(secret), "{secret} in Debug: {shown}");
+        }
+        // A malformed topic URL is reported without its path.
+        let e = load(&[("REZ_NTFY_URL", "https://ntfy.sh:99999/topic-s3cret")]).unwrap_err();
+        assert!(!e.to_string().contains("topic-s3cret"), "{e}");
+    }
+
+    #[test]
+    fn inbound_limits() {
+        assert_eq!(load(&[]).unwrap().inbound, InboundLimits::default());
+        let c = load(&[
+            ("REZ_HTTP_MAX_CONNECTIONS", "5000"),
+            ("REZ_HTTP_HEADER_READ_TIMEOUT_MS", "2000"),
+            ("REZ_HTTP_REQUEST_TIMEOUT_MS", "3000"),
+            ("REZ_HTTP_IDLE_TIMEOUT_MS", "4000"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.inbound,
+            InboundLimits {
+                max_connections: 5000,
+                header_read_timeout: Duration::from_secs(2),
+                request_timeout: Duration::from_secs(3),
+                idle_timeout: Duration::from_secs(4),
+            }
+        );
+        assert!(matches!(
+            load(&[("REZ_HTTP_MAX_CONNECTIONS", "0")]),
+            Err(ConfigError::Env { name: "REZ_HTTP_MAX_CONNECTIONS", .. })
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rez.toml");
+        std::fs::write(&file, "[http]\nmax_connections = 64\nidle_timeout_ms = 90000\n").unwrap();
+        let c = Config::load_from(Some(&file), |_| None).unwrap();
+        assert_eq!(c.inbound.max_connections, 64);
+        assert_eq!(c.inbound.idle_timeout, Duration::from_secs(90));
     }
 
     #[test]

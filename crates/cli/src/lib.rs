@@ -4,5 +4,6 @@
 
 pub mod commands;
 pub mod config;
+pub mod inbound;
 pub mod serve;
 pub mod wiring;

@@ -255,9 +255,17 @@ enum ConfigCommand {
 }
 
 fn init_tracing(json: bool, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("REZ_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("REZ_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // rmcp logs every new session's id at info; a session id is a handle on a session, so
+    // it stays out of the logs unless rmcp's own logs are asked for by name.
+    let rmcp_named = std::env::var("REZ_LOG").is_ok_and(|v| v.contains("rmcp"));
+    if !rmcp_named && let Ok(directive) = "rmcp::transport::streamable_http_server::session=warn".parse() {
+        filter = filter.add_directive(directive);
+    }
+    // Colour codes only for a terminal: a file or a pipe (journald, a log shipper) gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if json {
         builder.json().init();
     } else {
@@ -452,12 +460,14 @@ fn check(config: &Config) -> anyhow::Result<()> {
     println!("configuration from: {}", config.sources.join(", "));
     println!("{config:#?}");
     let mut problems = Vec::new();
-    if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
-        problems.push(format!("data directory {} cannot be created: {e}", config.data_dir.display()));
+    if let Err(e) = rez_local::files::ensure_private_dir(&config.data_dir) {
+        problems.push(format!("data directory: {e}"));
     }
     if let Some(n) = &config.ntfy {
-        if n.url.scheme() != "https" && !config.allow_loopback_for_tests {
-            problems.push(format!("REZ_NTFY_URL must be https:// (got {}://)", n.url.scheme()));
+        if n.url.scheme() == "http" {
+            println!(
+                "note: REZ_NTFY_URL uses plain http (a self-hosted ntfy on your network): pushes and credentials are not encrypted"
+            );
         }
         if n.token.is_some() && n.username.is_some() {
             problems.push("both REZ_NTFY_TOKEN and REZ_NTFY_USER are set; the token is used".into());

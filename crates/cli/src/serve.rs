@@ -49,6 +49,15 @@ impl Server {
         } else {
             rez_mcp::Auth::Keys
         };
+        if let Some(ntfy) = &config.ntfy
+            && ntfy.url.scheme() == "http"
+        {
+            // Named by host only: the path is the topic, a credential.
+            tracing::warn!(
+                host = ntfy.url.host_str().unwrap_or(""),
+                "REZ_NTFY_URL uses plain http: pushes and the ntfy credentials cross the network unencrypted; use it only on a network you trust"
+            );
+        }
         let store = wiring::open_store(&config)?;
         let engine = LocalEngine::new();
         let services = wiring::services(&config, &store, engine.clone())?;
@@ -100,19 +109,16 @@ impl Server {
         let maintenance = tokio::spawn(maintain(store.clone(), shutdown.clone()));
 
         let mcp_hosts = config.mcp_allowed_hosts.clone().unwrap_or_else(|| rez_mcp::default_allowed_hosts(addr));
-        let mcp = rez_mcp::router(
-            wiring::tools(&config, services.clone())?,
-            rez_mcp::HttpConfig::new(mcp_auth, mcp_hosts, shutdown.clone()),
-        );
+        let mut mcp_config = rez_mcp::HttpConfig::new(mcp_auth, mcp_hosts, shutdown.clone());
+        mcp_config.max_sessions = config.mcp_max_sessions;
+        let mcp = rez_mcp::router(wiring::tools(&config, services.clone())?, mcp_config);
         let app = rez_runtime::api::router(services.clone()).merge(mcp);
         let token = shutdown.clone();
+        let (inbound, drain) = (config.inbound, config.drain);
         let store_for_exit = store.clone();
         let done = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown({
-                let token = token.clone();
-                async move { token.cancelled().await }
-            });
-            let served = serve.await.context("HTTP server");
+            let served =
+                crate::inbound::serve(listener, app, inbound, token.clone(), drain).await.context("HTTP server");
             token.cancel();
             for w in workers {
                 let _ = w.await;

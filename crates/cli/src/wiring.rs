@@ -18,14 +18,8 @@ use rez_runtime::tools::{CourseInfo, ToolOptions, ToolRegistry};
 use crate::config::Config;
 
 pub fn open_store(config: &Config) -> anyhow::Result<LocalStore> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     // The directory holds the database and the master key: only its owner may enter.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
-    }
+    rez_local::files::ensure_private_dir(&config.data_dir).context("preparing the data directory")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let queue_config =
         QueueConfig { backoff_base: config.retry_backoff, direct_handoff: true, ..QueueConfig::default() };
@@ -103,7 +97,7 @@ pub fn services(config: &Config, store: &LocalStore, engine: LocalEngine) -> any
         notifier: notifier(config)?,
         clock: store.clock().clone(),
     };
-    let services = Services::new(ports, config.api_key.clone(), config.stage);
+    let services = Services::with_limits(ports, config.api_key.clone(), config.stage, config.limits);
     let metrics = services.metrics.clone();
     store.db().on_commit(move |took| metrics.store_committed(took.as_secs_f64()));
     Ok(services)

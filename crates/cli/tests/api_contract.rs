@@ -271,3 +271,49 @@ async fn openapi_health_and_metrics() {
     assert_eq!(m["accepted"]["notify"], 1);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn health_without_a_key_says_only_up_or_down() {
+    let mut t = TestServer::start().await;
+    for path in ["/api/health", "/api/health?deep=true"] {
+        let r = t.http.get(t.url(path)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body, json!({"status": "ok"}), "{path}: no version, uptime or queue depths without a key");
+    }
+    // A malformed query is still the caller's error.
+    let r = t.http.get(t.url("/api/health?deep=maybe")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // A key with scope `read` sees the details.
+    let services = &t.server.as_ref().unwrap().services;
+    let read = services.keys.create("reader", Scope::Read).await.unwrap();
+    let r = t.http.get(t.url("/api/health?deep=true")).bearer_auth(&read.token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert!(body["version"].is_string() && body["uptime_seconds"].is_u64(), "{body}");
+    assert_eq!(body["queues"].as_array().map(Vec::len), Some(4), "{body}");
+    // A wrong key is refused rather than treated as none.
+    let r = t.http.get(t.url("/api/health")).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
+    // Down: the store check fails. Without a key, only that; with one, the reason.
+    let store = t.server.as_ref().unwrap().store.clone();
+    store
+        .db()
+        .write(|ctx| {
+            ctx.tx
+                .execute_batch("DROP TABLE instances")
+                .map_err(|e| rez_core::ports::StoreError::Unavailable(e.to_string()))
+        })
+        .await
+        .unwrap();
+    let r = t.http.get(t.url("/api/health?deep=true")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "down"}), "no error text without a key");
+    let r = t.http.get(t.url("/api/health?deep=true")).bearer_auth(&read.token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("store check failed")), "{body}");
+    t.stop().await;
+}

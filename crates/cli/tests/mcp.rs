@@ -68,7 +68,7 @@ fn slot(id: i64, d: NaiveDate, h: u32, m: u32) -> FakeSlot {
 #[tokio::test]
 async fn a_real_client_uses_every_kind_of_tool() {
     let mut r = common::world().await;
-    let k = key(&r.t, Scope::Mcp).await;
+    let k = key(&r.t, Scope::Write).await;
     let client = connect(&r.t, &k).await;
     let info = client.peer_info().expect("server info");
     assert_eq!(info.server_info.as_ref().map(|i| i.name.as_str()), Some("rez_agent"));
@@ -382,15 +382,85 @@ async fn bad_input_gets_the_specs_errors() {
     assert!(rpc_body(&r.text().await.unwrap())["result"]["tools"].is_array());
 
     // No correctness rests on this process's memory: a session it never issued (as after
-    // a restart, or on another instance) is served, not refused.
+    // a restart, or on another instance) is served, not refused — if it is bound to the
+    // key that presents it.
+    let never_issued = rez_mcp::session::bind("1b671a64-40d5-491e-99b0-da01ff1f3341", k.as_bytes());
     let r = post(&t, Some(&k), r#"{"jsonrpc":"2.0","id":10,"method":"tools/list"}"#)
-        .header("mcp-session-id", "1b671a64-40d5-491e-99b0-da01ff1f3341")
+        .header("mcp-session-id", never_issued.as_str())
         .header("mcp-protocol-version", "2025-11-25")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(rpc_body(&r.text().await.unwrap())["result"]["tools"].is_array());
+    t.stop().await;
+}
+
+/// A session belongs to the key that opened it: another key, a bare or forged id get
+/// `404`; the number of sessions is capped, with the reason past the cap.
+#[tokio::test]
+async fn sessions_are_bound_to_their_key_and_capped() {
+    let ntfy = rez_testkit::ntfy::FakeNtfy::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path().to_path_buf(), Some(&ntfy));
+    config.mcp_max_sessions = 2;
+    let server = TestServer::boot(config).await;
+    let base = format!("http://{}", server.addr);
+    let mut t = TestServer { server: Some(server), base, http: reqwest::Client::new(), ntfy, dir };
+    let (a, b) = (key(&t, Scope::Mcp).await, key(&t, Scope::Mcp).await);
+    let open = |k: &str| {
+        let req = post(&t, Some(k), INIT);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let session = r.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned());
+            (status, session, r.text().await.unwrap_or_default())
+        }
+    };
+    let (s, session, _) = open(&a).await;
+    assert_eq!(s, 200);
+    let session = session.expect("a session id");
+    let with = |k: &str, id: &str| {
+        post(&t, Some(k), r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .header("mcp-session-id", id)
+            .header("mcp-protocol-version", "2025-11-25")
+            .send()
+    };
+    assert_eq!(with(&a, &session).await.unwrap().status(), 202, "its own key");
+    assert_eq!(with(&b, &session).await.unwrap().status(), 404, "another key");
+    let bare = session.rsplit_once('_').unwrap().0.to_owned();
+    assert_eq!(with(&a, &bare).await.unwrap().status(), 404, "the id without its binding");
+    let forged = rez_mcp::session::bind(&bare, b.as_bytes());
+    assert_eq!(with(&a, &forged).await.unwrap().status(), 404, "bound to another key");
+    let r = t.http.get(t.url("/mcp")).bearer_auth(&b).header("mcp-session-id", session.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), 404, "GET (the SSE stream) with another key");
+
+    // The cap: a second session fits, a third is refused with the reason, and closing
+    // one makes room.
+    let (s, second, _) = open(&b).await;
+    assert_eq!(s, 200);
+    let (s, _, body) = open(&a).await;
+    assert_eq!(s, 503, "{body}");
+    assert!(body.contains("REZ_MCP_MAX_SESSIONS"), "{body}");
+    let r = t
+        .http
+        .delete(t.url("/mcp"))
+        .bearer_auth(&b)
+        .header("mcp-session-id", second.unwrap().as_str())
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let mut reopened = 0;
+    for _ in 0..50 {
+        if open(&a).await.0 == 200 {
+            reopened += 1;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(reopened, 1, "closing a session makes room");
     t.stop().await;
 }
 
@@ -508,4 +578,89 @@ async fn stdio_stdout_carries_only_the_protocol() {
     assert_eq!(ids, [1, 2, 3], "every request answered (in any order): {stdout}");
     assert!(messages.iter().all(|m| m["jsonrpc"] == "2.0"));
     assert!(!stderr.is_empty(), "logs go to stderr");
+}
+
+/// SPEC §8 through MCP as through REST and the CLI: a key with scope `mcp` may only read
+/// (as it may through REST); the schedule count and `message`-target nesting limits give
+/// the same reasons everywhere.
+#[tokio::test]
+async fn scopes_and_limits_hold_through_tools() {
+    let ntfy = rez_testkit::ntfy::FakeNtfy::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path().to_path_buf(), Some(&ntfy));
+    config.limits.max_schedules = 2;
+    let server = TestServer::boot(config).await;
+    let base = format!("http://{}", server.addr);
+    let mut t = TestServer { server: Some(server), base, http: reqwest::Client::new(), ntfy, dir };
+
+    // An mcp key reads, but cannot act.
+    let looker = connect(&t, &key(&t, Scope::Mcp).await).await;
+    structured(&call(&looker, "list_courses", json!({})).await);
+    structured(&call(&looker, "list_schedules", json!({})).await);
+    let res = call(&looker, "send_push_notification", json!({"message": "not allowed"})).await;
+    assert_eq!(res.is_error, Some(true));
+    assert!(text(&res).contains("scope `write`"), "{}", text(&res));
+    let res = call(
+        &looker,
+        "create_schedule",
+        json!({"name": "n", "schedule_expression": "rate(1 hour)",
+        "target_type": "notify", "target": {"payload": {"message": "x"}}}),
+    )
+    .await;
+    assert_eq!(res.is_error, Some(true));
+    let (_, listed) = t.get_json("/api/messages").await;
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(0), "a refused call records nothing: {listed}");
+    looker.cancel().await.unwrap();
+
+    // A write key acts, up to the schedule limit.
+    let actor = connect(&t, &key(&t, Scope::Write).await).await;
+    let schedule = |name: &str| {
+        json!({"name": name, "schedule_expression": "rate(1 hour)", "target_type": "notify",
+               "target": {"payload": {"message": "hourly"}}})
+    };
+    structured(&call(&actor, "create_schedule", schedule("one")).await);
+    let (s, body) = t.post_json("/api/schedules", schedule("two")).await;
+    assert_eq!(s, 201, "{body}");
+    let res = call(&actor, "create_schedule", schedule("three")).await;
+    assert_eq!(res.is_error, Some(true));
+    assert!(text(&res).contains("the most allowed"), "{}", text(&res));
+    let (s, body) = t.post_json("/api/schedules", schedule("three")).await;
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_schedules");
+    assert_eq!(body["error"]["details"]["max_schedules"], 2);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rez"))
+        .args(["schedules", "create", "--name", "three", "--expression", "rate(1 hour)", "--target-type", "notify"])
+        .args(["--target", r#"{"payload":{"message":"x"}}"#])
+        .env("REZ_DATA_DIR", t.dir.path())
+        .env("REZ_MAX_SCHEDULES", "2")
+        .env_remove("REZ_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the most allowed"), "{out:?}");
+
+    // A schedule may create schedules, but not schedules that create schedules.
+    let (_, listed) = t.get_json("/api/schedules").await;
+    let id = listed["items"][0]["id"].as_str().unwrap().to_owned();
+    let r = t.http.delete(t.url(&format!("/api/schedules/{id}"))).bearer_auth(common::ADMIN_KEY).send().await.unwrap();
+    assert!(r.status().is_success());
+    let creates = |inner_type: &str, inner: Value| {
+        json!({"message_type": "schedule_creation", "payload": inner,
+               "arguments": {"action": "create", "name": "inner", "schedule_expression": "rate(1 hour)", "target_type": inner_type}})
+    };
+    let nested = creates("message", creates("notify", json!({"message": "x"})));
+    let deep =
+        json!({"name": "deep", "schedule_expression": "rate(1 hour)", "target_type": "message", "target": nested});
+    let (s, body) = t.post_json("/api/schedules", deep.clone()).await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["error"]["code"], "nesting_too_deep");
+    let res = call(&actor, "create_schedule", deep).await;
+    assert_eq!(res.is_error, Some(true));
+    assert!(text(&res).contains("not schedules that create schedules"), "{}", text(&res));
+    let shallow = json!({"name": "shallow", "schedule_expression": "rate(1 hour)", "target_type": "message",
+        "target": creates("notify", json!({"message": "x"}))});
+    let (s, body) = t.post_json("/api/schedules", shallow).await;
+    assert_eq!(s, 201, "one level is allowed: {body}");
+    actor.cancel().await.unwrap();
+    t.stop().await;
 }

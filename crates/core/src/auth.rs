@@ -13,7 +13,9 @@ use crate::time::{Timestamp, serde_rfc3339, serde_rfc3339_opt};
 pub enum Scope {
     /// Read messages, results, schedules, metrics.
     Read,
-    /// Use the MCP endpoint (its tools act on the user's behalf) and read.
+    /// Read, and use the MCP endpoint with the tools that only read. Tools that act
+    /// (notifications, web actions, schedule changes) need `write`, as they do through
+    /// the REST API.
     Mcp,
     /// Create messages and schedules, retry, redrive.
     Write,

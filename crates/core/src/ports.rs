@@ -380,6 +380,21 @@ pub trait ScheduleStore: Send + Sync + 'static {
     async fn insert_schedule(&self, schedule: &Schedule) -> StoreResult<()>;
     async fn get_schedule(&self, id: &ScheduleId) -> StoreResult<Option<Schedule>>;
     async fn list_schedules(&self, filter: &ScheduleFilter) -> StoreResult<Page<Schedule>>;
+    /// How many schedules exist (any status but deleted), for the schedule-count limit of
+    /// SPEC §8. The default pages through [`Self::list_schedules`]; an adapter with a
+    /// cheaper count overrides it.
+    async fn count_schedules(&self) -> StoreResult<u64> {
+        let mut filter = ScheduleFilter { status: None, target_type: None, limit: 100, cursor: None };
+        let mut n = 0u64;
+        loop {
+            let page = self.list_schedules(&filter).await?;
+            n += page.items.len() as u64;
+            match page.next_cursor {
+                Some(c) => filter.cursor = Some(c),
+                None => return Ok(n),
+            }
+        }
+    }
     /// Store `schedule` as version `expected_version + 1` if the stored version is still
     /// `expected_version`; `Conflict` otherwise.
     async fn update_schedule(&self, schedule: &Schedule, expected_version: u64) -> StoreResult<Schedule>;

@@ -294,6 +294,7 @@ pub fn build_target(
             body
         }
         TargetType::Message => {
+            check_nesting(target)?;
             let mut body = target.clone();
             body.remove("idempotency_key");
             body
@@ -305,6 +306,36 @@ pub fn build_target(
         return finish(b, firing).map_err(prefix);
     }
     finish(body, firing).map_err(prefix)
+}
+
+/// SPEC §8: a schedule may create schedules (a `message` target that is a
+/// `schedule_creation`), but not schedules that in turn create schedules — otherwise one
+/// schedule could grow without bound. `target` is a `message` target; the schedule it
+/// would create or update is described the way the schedule-creation consumer reads it:
+/// `arguments` (its `target_type`), and `arguments.target` or else `payload`.
+fn check_nesting(target: &Map<String, Value>) -> Result<(), ValidationError> {
+    let creates_schedules =
+        |m: &Map<String, Value>| m.get("message_type").and_then(Value::as_str) == Some("schedule_creation");
+    if !creates_schedules(target) {
+        return Ok(());
+    }
+    let Some(Value::Object(args)) = target.get("arguments") else { return Ok(()) };
+    if args.get("target_type").and_then(Value::as_str) != Some(TargetType::Message.as_str()) {
+        return Ok(());
+    }
+    let (field, inner) = match (args.get("target"), target.get("payload")) {
+        (Some(Value::Object(t)), _) => ("target.arguments.target", t),
+        (_, Some(Value::Object(p))) => ("target.payload", p),
+        _ => return Ok(()),
+    };
+    if creates_schedules(inner) {
+        return Err(ValidationError::new(
+            "nesting_too_deep",
+            format!("{field}.message_type"),
+            "a schedule may create schedules, but not schedules that create schedules",
+        ));
+    }
+    Ok(())
 }
 
 fn finish(body: Map<String, Value>, firing: Option<(&ScheduleId, Timestamp)>) -> Result<NewMessage, ValidationError> {
@@ -518,5 +549,24 @@ mod tests {
             let total = down / i64::from(minutes) + 1;
             prop_assert_eq!(p.missed + u64::from(p.fire.is_some()), total as u64);
         }
+    }
+    #[test]
+    fn a_schedule_may_create_schedules_but_not_ones_that_create_schedules() {
+        let plain = json!({"payload": {"message": "hi"}});
+        let creates = |inner_type: &str, inner: Value| {
+            json!({"message_type": "schedule_creation", "payload": inner,
+                   "arguments": {"action": "create", "name": "n", "schedule_expression": "rate(1 hour)", "target_type": inner_type}})
+        };
+        let one_level = creates("notify", plain.clone());
+        assert!(build_target(TargetType::Message, one_level.as_object().unwrap(), Stage::Dev, None).is_ok());
+        let two_levels = creates("message", creates("notify", plain.clone()));
+        let e = build_target(TargetType::Message, two_levels.as_object().unwrap(), Stage::Dev, None).unwrap_err();
+        assert_eq!(e.code, "nesting_too_deep");
+        assert_eq!(e.field, "target.payload.message_type");
+        // The inner target given as `arguments.target` is read the same way.
+        let mut via_args = creates("message", json!({}));
+        via_args["arguments"]["target"] = creates("notify", plain);
+        let e = build_target(TargetType::Message, via_args.as_object().unwrap(), Stage::Dev, None).unwrap_err();
+        assert_eq!(e.field, "target.arguments.target.message_type");
     }
 }

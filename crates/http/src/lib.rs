@@ -26,7 +26,7 @@ mod tls;
 
 pub use address::{embedded_v4, is_forbidden};
 pub use client::{HttpClient, HttpError, HttpResponse, OutboundRequest};
-pub use policy::{HostPattern, MAX_REDIRECTS, OutboundPolicy, PolicyError, PolicyViolation};
+pub use policy::{HostPattern, MAX_REDIRECTS, OperatorAllowance, OutboundPolicy, PolicyError, PolicyViolation};
 pub use redact::{MASK, Redactor};
 pub use resolve::{Lookup, ResolveError, ScriptedLookup, SystemLookup, VettingResolver};
 pub use retry::{RetryPolicy, is_retryable_status, parse_retry_after};

@@ -2,8 +2,12 @@
 //!
 //! One [`OutboundPolicy`] is configured per integration (ntfy, NOAA, cps.golf, LLM…). It
 //! is checked on the initial URL, on every redirect hop and, for host names, again on
-//! every resolved address. The default policy is strict; the only relaxation is the
-//! explicit, test-only [`OutboundPolicy::allow_loopback_for_tests`] flag.
+//! every resolved address. The default policy is strict. Two relaxations exist: the
+//! test-only [`OutboundPolicy::allow_loopback_for_tests`] flag, and
+//! [`OutboundPolicy::for_operator_url`] for a server the operator configured by URL (a
+//! self-hosted ntfy on the LAN): plain http if the URL says so, private addresses, and
+//! loopback only when the URL itself names it. URLs from messages and tools never get
+//! such a policy.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -119,6 +123,21 @@ pub struct OutboundPolicy {
     /// loopback hosts (`127.x.x.x`, `[::1]`, `localhost`), so tests can reach fake servers.
     /// Never set this in production configuration; it defaults to `false`.
     pub allow_loopback_for_tests: bool,
+    /// What the operator's own configuration allows beyond the strict default (see
+    /// [`OutboundPolicy::for_operator_url`]); nothing by default.
+    pub operator: OperatorAllowance,
+}
+
+/// Relaxations an operator-configured URL earns. Link-local addresses (the cloud
+/// metadata endpoint among them), multicast and reserved ranges stay forbidden.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OperatorAllowance {
+    /// `http://` to the allowed hosts (a LAN server without TLS).
+    pub plain_http: bool,
+    /// Private networks: RFC 1918, carrier-grade NAT, IPv6 unique local (fc00::/7).
+    pub private_network: bool,
+    /// Loopback (127.0.0.0/8, `::1`), only when the configured URL names it.
+    pub loopback: bool,
 }
 
 impl Default for OutboundPolicy {
@@ -132,6 +151,7 @@ impl Default for OutboundPolicy {
             proxy: None,
             user_agent: concat!("rez_agent/", env!("CARGO_PKG_VERSION")).to_owned(),
             allow_loopback_for_tests: false,
+            operator: OperatorAllowance::default(),
         }
     }
 }
@@ -148,6 +168,7 @@ impl fmt::Debug for OutboundPolicy {
             // A proxy URL may carry credentials.
             .field("proxy", &self.proxy.as_ref().map(|_| "<configured>"))
             .field("allow_loopback_for_tests", &self.allow_loopback_for_tests)
+            .field("operator", &self.operator)
             .finish()
     }
 }
@@ -178,6 +199,22 @@ impl OutboundPolicy {
         }
     }
 
+    /// The policy of a server the operator configured by URL (`REZ_NTFY_URL`, later the
+    /// agent's model endpoint): only that URL's host; plain http if the URL is http;
+    /// private addresses (a home server on the LAN); loopback only if the URL's host is
+    /// a loopback address or `localhost`. Never build this from a URL a message, a tool
+    /// argument or a model supplied.
+    pub fn for_operator_url(url: &Url) -> Result<Self, PolicyError> {
+        let host = url.host().ok_or_else(|| PolicyError::InvalidHostPattern(String::new()))?;
+        let mut policy = Self::allowing([host_display(&host)])?;
+        policy.operator = OperatorAllowance {
+            plain_http: url.scheme() == "http",
+            private_network: true,
+            loopback: is_loopback_host(&host),
+        };
+        Ok(policy)
+    }
+
     /// Add one allowlist entry.
     pub fn allow_host(mut self, pattern: &str) -> Result<Self, PolicyError> {
         self.allowed_hosts.push(HostPattern::parse(pattern)?);
@@ -203,7 +240,10 @@ impl OutboundPolicy {
 
     /// Why `ip` may not be connected to under this policy, if it may not.
     pub fn vet_ip(&self, ip: IpAddr) -> Option<&'static str> {
-        if self.allow_loopback_for_tests && is_test_loopback(ip) {
+        if (self.allow_loopback_for_tests || self.operator.loopback) && is_test_loopback(ip) {
+            return None;
+        }
+        if self.operator.private_network && is_private_network(ip) {
             return None;
         }
         is_forbidden(ip)
@@ -232,7 +272,7 @@ impl OutboundPolicy {
         }
         let scheme_ok = match url.scheme() {
             "https" => true,
-            "http" => self.allow_loopback_for_tests && is_loopback_host(&host),
+            "http" => self.operator.plain_http || (self.allow_loopback_for_tests && is_loopback_host(&host)),
             _ => false,
         };
         if !scheme_ok {
@@ -250,6 +290,21 @@ fn is_test_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
         IpAddr::V6(v6) => v6.is_loopback(),
+    }
+}
+
+/// The private ranges an operator's server may live in: RFC 1918, carrier-grade NAT and
+/// IPv6 unique local addresses (not link-local, where the cloud metadata endpoint is).
+fn is_private_network(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            a == 10
+                || (a == 172 && (16..=31).contains(&b))
+                || (a == 192 && b == 168)
+                || (a == 100 && (64..=127).contains(&b))
+        }
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
     }
 }
 
@@ -329,6 +384,34 @@ mod tests {
         assert!(matches!(with_host.check_url(&url("http://example.com/")), Err(PolicyViolation::Scheme { .. })));
         assert_eq!(p.vet_ip("127.1.2.3".parse().expect("ip")), None);
         assert!(OutboundPolicy::default().vet_ip("127.0.0.1".parse().expect("ip")).is_some());
+    }
+
+    #[test]
+    fn an_operator_url_may_be_plain_http_on_a_private_network() {
+        let lan = OutboundPolicy::for_operator_url(&url("http://192.168.1.5:8090/alerts")).expect("policy");
+        assert!(lan.check_url(&url("http://192.168.1.5:8090/")).is_ok());
+        assert_eq!(lan.vet_ip("192.168.1.5".parse().expect("ip")), None);
+        assert_eq!(lan.vet_ip("10.1.2.3".parse().expect("ip")), None);
+        assert_eq!(lan.vet_ip("fd00::5".parse().expect("ip")), None);
+        // Still refused: other hosts, the metadata endpoint, link-local, loopback it did not name.
+        assert!(matches!(lan.check_url(&url("http://192.168.1.6/")), Err(PolicyViolation::HostNotAllowed { .. })));
+        assert!(lan.vet_ip("169.254.169.254".parse().expect("ip")).is_some());
+        assert!(lan.vet_ip("fe80::1".parse().expect("ip")).is_some());
+        assert!(lan.vet_ip("127.0.0.1".parse().expect("ip")).is_some());
+        assert!(lan.vet_ip("224.0.0.1".parse().expect("ip")).is_some());
+        // https stays https-only; a named loopback is the operator's explicit choice.
+        let tls = OutboundPolicy::for_operator_url(&url("https://ntfy.example.com/t")).expect("policy");
+        assert!(matches!(tls.check_url(&url("http://ntfy.example.com/")), Err(PolicyViolation::Scheme { .. })));
+        let local = OutboundPolicy::for_operator_url(&url("http://127.0.0.1:8090/t")).expect("policy");
+        assert!(local.check_url(&url("http://127.0.0.1:8090/")).is_ok());
+        assert_eq!(local.vet_ip("127.0.0.1".parse().expect("ip")), None);
+        // The strict default is untouched.
+        assert!(
+            OutboundPolicy::allowing(["192.168.1.5"])
+                .expect("policy")
+                .vet_ip("192.168.1.5".parse().expect("ip"))
+                .is_some()
+        );
     }
 
     #[test]

@@ -83,6 +83,18 @@ impl Redactor {
             .collect()
     }
 
+    /// A URL whose path is itself a credential (a public ntfy topic: whoever knows it can
+    /// read and post): only its scheme, host and port, with the path masked.
+    pub fn origin_only(&self, raw: &str) -> String {
+        match Url::parse(raw.trim()) {
+            Ok(u) if u.host_str().is_some() => {
+                let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+                format!("{}://{}{port}/{MASK}", u.scheme(), u.host_str().unwrap_or_default())
+            }
+            _ => MASK.to_owned(),
+        }
+    }
+
     /// Mask secrets in free text: every `http(s)://` URL in it is passed through
     /// [`Redactor::url`], and `Bearer …` / `Basic …` credentials are masked.
     pub fn text(&self, text: &str) -> String {
@@ -149,6 +161,13 @@ mod tests {
         assert!(r.contains("q=golf") && r.contains("page=2"), "{r}");
         assert!(r.starts_with("https://api.example.com/p?"), "{r}");
         assert!(r.contains("token=[REDACTED]"), "{r}");
+    }
+
+    #[test]
+    fn origin_only_hides_the_path() {
+        assert_eq!(Redactor.origin_only("https://ntfy.sh/my-secret-topic"), format!("https://ntfy.sh/{MASK}"));
+        assert_eq!(Redactor.origin_only("http://10.0.0.5:8090/a/b"), format!("http://10.0.0.5:8090/{MASK}"));
+        assert_eq!(Redactor.origin_only("not a url /secret"), MASK);
     }
 
     #[test]

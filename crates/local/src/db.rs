@@ -62,6 +62,15 @@ pub enum DbError {
     Thread(std::io::Error),
 }
 
+/// Why `rez backup` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    File(#[from] crate::files::PrivateFileError),
+    #[error("copying the database failed: {0}")]
+    Store(#[from] StoreError),
+}
+
 /// What a write job can touch besides the transaction: queues to wake after commit.
 pub struct WriteCtx<'a> {
     pub tx: &'a Transaction<'a>,
@@ -377,12 +386,26 @@ impl Db {
     }
 
     /// A consistent snapshot of the whole database into `dest` (`VACUUM INTO`).
-    pub async fn backup(&self, dest: PathBuf) -> StoreResult<()> {
-        self.read(move |c| {
-            c.execute("VACUUM INTO ?1", [dest.to_string_lossy()]).map_err(sql)?;
-            Ok(())
-        })
-        .await
+    ///
+    /// `dest` must not exist. It is created empty with mode 0600 before SQLite writes into
+    /// it (`VACUUM INTO` accepts an empty file), so the copy is never readable by others,
+    /// not even while it is being written; a partial copy is removed.
+    pub async fn backup(&self, dest: PathBuf) -> Result<(), BackupError> {
+        drop(crate::files::create_private_file(&dest)?);
+        let target = dest.clone();
+        let copied = self
+            .read(move |c| {
+                c.execute("VACUUM INTO ?1", [target.to_string_lossy()]).map_err(sql)?;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&dest);
+            return Err(e.into());
+        }
+        // SQLite keeps an existing file's mode; check that nothing widened it.
+        crate::files::set_mode(&dest, crate::files::PRIVATE_FILE_MODE)?;
+        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@
 mod booking;
 mod codec;
 pub mod db;
+pub mod files;
 mod handoff;
 mod inbox;
 mod keys;
@@ -29,7 +30,7 @@ use std::sync::Arc;
 
 use rez_core::clock::Clock;
 
-pub use db::{Db, DbError};
+pub use db::{BackupError, Db, DbError};
 pub use handoff::MAX_WAITING as HANDOFF_MAX_WAITING;
 pub use queues::QueueConfig;
 pub use secrets::{

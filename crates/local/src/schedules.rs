@@ -267,6 +267,16 @@ impl ScheduleStore for LocalStore {
             .await
     }
 
+    async fn count_schedules(&self) -> StoreResult<u64> {
+        self.db
+            .read(|c| {
+                c.query_row("SELECT count(*) FROM schedules WHERE status != 'deleted'", [], |r| r.get::<_, i64>(0))
+                    .map(|n| n.max(0) as u64)
+                    .map_err(sql)
+            })
+            .await
+    }
+
     async fn update_schedule(&self, schedule: &Schedule, expected_version: u64) -> StoreResult<Schedule> {
         let mut s = schedule.clone();
         s.version = expected_version + 1;

@@ -18,8 +18,12 @@
 //! correctness may depend on process memory. rez keeps nothing per session (every
 //! request is authenticated on its own and the handler is stateless), so a session id
 //! this process does not know — after a restart, or on another instance — is restored
-//! on the spot by [`RestoreAnySession`] instead of answering `404`. 2026-07-28 requests
-//! (per-request metadata, no session) take rmcp's stateless path.
+//! on the spot by [`RestoreAnySession`] instead of answering `404`. The id a client
+//! sees is bound to the key that opened it ([`crate::session`]): another key gets `404`
+//! for it, with nothing stored. At most [`HttpConfig::max_sessions`] are held at once
+//! (a new or restored one past it gets `503` with the reason; idle ones expire after
+//! rmcp's 5 minutes). 2026-07-28 requests (per-request metadata, no session) take
+//! rmcp's stateless path.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -74,11 +78,24 @@ pub struct HttpConfig {
     /// No sessions and plain JSON responses (a serverless function cannot hold an SSE
     /// stream open between invocations).
     pub stateless: bool,
+    /// The most sessions held at once; past it, a new or restored session is refused
+    /// with `503` and the reason.
+    pub max_sessions: usize,
 }
+
+/// The default [`HttpConfig::max_sessions`].
+pub const DEFAULT_MAX_SESSIONS: usize = 100;
 
 impl HttpConfig {
     pub fn new(auth: Auth, allowed_hosts: Vec<String>, shutdown: CancellationToken) -> Self {
-        Self { auth, allowed_hosts, max_body_bytes: DEFAULT_MAX_BODY_BYTES, shutdown, stateless: false }
+        Self {
+            auth,
+            allowed_hosts,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            shutdown,
+            stateless: false,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+        }
     }
 }
 
@@ -101,7 +118,13 @@ struct Guard {
     keys: KeyVerifier,
     allowed: Vec<(String, Option<u16>)>,
     max_body_bytes: usize,
+    /// `None` in stateless mode (no sessions).
+    sessions: Option<Arc<LocalSessionManager>>,
+    max_sessions: usize,
 }
+
+/// The session header of Streamable HTTP.
+const SESSION_HEADER: &str = "mcp-session-id";
 
 /// `host` or `host:port` (IPv6 with or without brackets), lower-cased.
 fn parse_authority(raw: &str) -> Option<(String, Option<u16>)> {
@@ -162,9 +185,11 @@ impl Guard {
         Ok(())
     }
 
-    async fn check_key(&self, req: &mut Request) -> Result<(), Refused> {
+    /// Check the key; returns what sessions are bound to (the key itself; nothing
+    /// without authentication).
+    async fn check_key(&self, req: &mut Request) -> Result<Vec<u8>, Refused> {
         if self.auth == Auth::None {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let metadata = metadata_url(req.headers());
         let token = rez_runtime::keys::bearer_token(req.headers());
@@ -201,10 +226,63 @@ impl Guard {
                 &format!("this key has scope `{}`; the MCP endpoint needs `mcp`, `write` or `admin`", principal.scope),
             )));
         }
+        let binding = token.as_bytes().to_vec();
         // The key stops here: nothing behind the guard (rmcp keeps request parts) holds it.
         req.headers_mut().remove(header::AUTHORIZATION);
         req.extensions_mut().insert(principal);
+        Ok(binding)
+    }
+
+    /// Replace the client's bound session id with rmcp's, if it was bound to `binding`;
+    /// returns whether the request names a session this process does not hold (it will
+    /// be restored). A session id bound to another key is answered like an unknown one.
+    async fn unbind_session(&self, req: &mut Request, binding: &[u8]) -> Result<bool, Refused> {
+        let Some(sessions) = &self.sessions else { return Ok(false) };
+        let Some(outer) = req.headers().get(SESSION_HEADER) else { return Ok(false) };
+        let inner = outer.to_str().ok().and_then(|o| crate::session::unbind(o, binding));
+        let Some(inner) = inner.and_then(|i| HeaderValue::from_str(&i).ok().map(|v| (i, v))) else {
+            return Err(Box::new(jsonrpc_error(
+                StatusCode::NOT_FOUND,
+                -32600,
+                "Not Found: no such session for this key; send initialize to start a new one",
+            )));
+        };
+        let known = sessions.sessions.read().await.contains_key(inner.0.as_str());
+        req.headers_mut().insert(SESSION_HEADER, inner.1);
+        Ok(!known)
+    }
+
+    /// Refuse a new (or restored) session past the cap.
+    async fn check_session_room(&self) -> Result<(), Refused> {
+        let Some(sessions) = &self.sessions else { return Ok(()) };
+        let open = sessions.sessions.read().await.len();
+        if open >= self.max_sessions {
+            tracing::warn!(open, max = self.max_sessions, "MCP session refused: too many sessions");
+            return Err(Box::new(jsonrpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                -32600,
+                &format!(
+                    "Service Unavailable: {open} MCP sessions are open, the most allowed (REZ_MCP_MAX_SESSIONS); close one (DELETE /mcp) or retry after idle sessions expire"
+                ),
+            )));
+        }
         Ok(())
+    }
+
+    /// Give the client rmcp's new session id bound to its key.
+    fn bind_session(&self, response: &mut Response, binding: &[u8]) {
+        if self.sessions.is_none() {
+            return;
+        }
+        let bound = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|inner| crate::session::bind(inner, binding))
+            .and_then(|b| HeaderValue::from_str(&b).ok());
+        if let Some(v) = bound {
+            response.headers_mut().insert(SESSION_HEADER, v);
+        }
     }
 }
 
@@ -241,8 +319,8 @@ fn challenge(status: StatusCode, www_authenticate: String, message: &str) -> Res
     r
 }
 
-/// Check a POSTed JSON-RPC message before rmcp sees it.
-fn check_envelope(bytes: &[u8]) -> Result<(), Refused> {
+/// Check a POSTed JSON-RPC message before rmcp sees it; returns its method, if it has one.
+fn check_envelope(bytes: &[u8]) -> Result<Option<String>, Refused> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| Box::new(jsonrpc_error(StatusCode::BAD_REQUEST, -32700, &format!("Parse error: {e}"))))?;
     let obj = match &value {
@@ -310,7 +388,7 @@ fn check_envelope(bytes: &[u8]) -> Result<(), Refused> {
             _ => jsonrpc_error(StatusCode::BAD_REQUEST, -32602, &message),
         }));
     }
-    Ok(())
+    Ok(obj.get("method").and_then(Value::as_str).map(str::to_owned))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -325,11 +403,21 @@ async fn guard(State(g): State<Arc<Guard>>, mut req: Request, next: Next) -> Res
     if let Err(r) = g.check_host_and_origin(req.headers()) {
         return *r;
     }
-    if let Err(r) = g.check_key(&mut req).await {
-        return *r;
-    }
+    let binding = match g.check_key(&mut req).await {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let restores = match g.unbind_session(&mut req, &binding).await {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
     if req.method() != Method::POST {
-        return next.run(req).await;
+        if restores && let Err(r) = g.check_session_room().await {
+            return *r;
+        }
+        let mut response = next.run(req).await;
+        g.bind_session(&mut response, &binding);
+        return response;
     }
     if !is_json(req.headers()) {
         return jsonrpc_error(
@@ -355,10 +443,17 @@ async fn guard(State(g): State<Arc<Guard>>, mut req: Request, next: Next) -> Res
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
         Err(_) => return plain_error(StatusCode::BAD_REQUEST, "Bad Request: the body could not be read"),
     };
-    if let Err(r) = check_envelope(&bytes) {
+    let initialize = match check_envelope(&bytes) {
+        Ok(method) => method.as_deref() == Some("initialize"),
+        Err(r) => return *r,
+    };
+    let opens = restores || (initialize && !parts.headers.contains_key(SESSION_HEADER));
+    if opens && let Err(r) = g.check_session_room().await {
         return *r;
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    let mut response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    g.bind_session(&mut response, &binding);
+    response
 }
 
 /// RFC 9728 protected-resource metadata. Keys are issued out of band (`rez keys create`),
@@ -419,9 +514,16 @@ pub fn router(registry: ToolRegistry, config: HttpConfig) -> Router {
         rmcp_config.legacy_session_mode = false;
         rmcp_config.json_response = true;
     }
-    let service =
-        StreamableHttpService::new(move || Ok(server.clone()), Arc::new(LocalSessionManager::default()), rmcp_config);
-    let guard_state = Arc::new(Guard { auth: config.auth, keys, allowed, max_body_bytes: config.max_body_bytes });
+    let sessions = Arc::new(LocalSessionManager::default());
+    let service = StreamableHttpService::new(move || Ok(server.clone()), sessions.clone(), rmcp_config);
+    let guard_state = Arc::new(Guard {
+        auth: config.auth,
+        keys,
+        allowed,
+        max_body_bytes: config.max_body_bytes,
+        sessions: (!config.stateless).then_some(sessions),
+        max_sessions: config.max_sessions,
+    });
     let mcp = Router::new()
         .route_service(MCP_PATH, service)
         .layer(middleware::from_fn_with_state(guard_state, guard))
@@ -459,7 +561,7 @@ mod tests {
     #[test]
     fn envelopes_are_checked() {
         let code = |s: &str| match check_envelope(s.as_bytes()) {
-            Ok(()) => 0,
+            Ok(_) => 0,
             Err(r) => r.status().as_u16(),
         };
         assert_eq!(code("{"), 400);

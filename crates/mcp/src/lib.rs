@@ -8,6 +8,7 @@
 pub mod http;
 pub mod prompts;
 pub mod server;
+pub mod session;
 pub mod stdio;
 
 pub use http::{Auth, HttpConfig, default_allowed_hosts, router};

@@ -87,10 +87,12 @@ const KNOWN_METHODS: [&str; 14] = [
 ];
 
 /// The key that authenticated the HTTP request, if any (stdio and auth-less runs have none).
-fn key_id(context: &RequestContext<RoleServer>) -> Option<String> {
-    let parts = context.extensions.get::<axum::http::request::Parts>()?;
-    let principal = parts.extensions.get::<Principal>()?;
-    Some(principal.key_id.as_ref().map(|k| k.to_string()).unwrap_or_else(|| "admin-env-key".into()))
+fn principal(context: &RequestContext<RoleServer>) -> Option<&Principal> {
+    context.extensions.get::<axum::http::request::Parts>()?.extensions.get::<Principal>()
+}
+
+fn key_id(principal: &Principal) -> String {
+    principal.key_id.as_ref().map(|k| k.to_string()).unwrap_or_else(|| "admin-env-key".into())
 }
 
 impl ServerHandler for RezMcp {
@@ -124,10 +126,14 @@ impl ServerHandler for RezMcp {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if let Some(key) = key_id(&context) {
-            tracing::debug!(tool = %request.name, key_id = %key, "tool call over MCP");
-        }
-        let outcome = self.registry.call(&request.name, request.arguments, CallContext::mcp()).await;
+        let ctx = match principal(&context) {
+            Some(p) => {
+                tracing::debug!(tool = %request.name, key_id = %key_id(p), "tool call over MCP");
+                CallContext::mcp_with_scope(p.scope)
+            }
+            None => CallContext::mcp(),
+        };
+        let outcome = self.registry.call(&request.name, request.arguments, ctx).await;
         let result = match outcome {
             Ok(r) => r,
             // The spec's answer to an unknown tool is a protocol error (invalid params).

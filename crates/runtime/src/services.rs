@@ -26,6 +26,19 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
 }
 
+/// Input limits of SPEC §8 that a deployment configures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most schedules that may exist at once.
+    pub max_schedules: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_schedules: crate::scheduling::service::DEFAULT_MAX_SCHEDULES }
+    }
+}
+
 /// Every handler and middleware clones the state it extracts, so the bundle sits behind
 /// one `Arc`: a clone is one reference count, not one per port.
 #[derive(Clone)]
@@ -52,10 +65,16 @@ impl Services {
     /// `admin_key` is the `REZ_API_KEY` admin key, if any; `stage` is given to messages
     /// that do not name one.
     pub fn new(ports: Ports, admin_key: Option<String>, stage: Stage) -> Self {
+        Self::with_limits(ports, admin_key, stage, Limits::default())
+    }
+
+    /// [`Self::new`] with configured [`Limits`].
+    pub fn with_limits(ports: Ports, admin_key: Option<String>, stage: Stage, limits: Limits) -> Self {
         let metrics = Arc::new(Metrics::new());
         Self(Arc::new(ServiceSet {
             keys: KeyVerifier::new(ports.keys, admin_key, ports.clock.clone()),
-            schedules: Schedules::new(ports.schedules, ports.engine, ports.clock.clone(), metrics.clone()),
+            schedules: Schedules::new(ports.schedules, ports.engine, ports.clock.clone(), metrics.clone())
+                .with_max_schedules(limits.max_schedules),
             messages: ports.messages,
             queues: ports.queues,
             inbox: ports.inbox,

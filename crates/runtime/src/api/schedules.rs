@@ -25,6 +25,10 @@ impl From<ScheduleError> for ApiError {
         match e {
             ScheduleError::Invalid(v) => v.into(),
             ScheduleError::Unprocessable(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", m),
+            e @ ScheduleError::TooMany { max } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "too_many_schedules", e.to_string())
+                    .with_details(serde_json::json!({"max_schedules": max}))
+            }
             ScheduleError::Store(s) => s.into(),
         }
     }

@@ -24,6 +24,9 @@ pub enum ScheduleError {
     /// Valid but impossible, e.g. an `at` in the past.
     #[error("{0}")]
     Unprocessable(String),
+    /// The store already holds the most schedules allowed (SPEC §8).
+    #[error("there are already {max} schedules, the most allowed; delete some first (or raise REZ_MAX_SCHEDULES)")]
+    TooMany { max: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -31,12 +34,16 @@ pub enum ScheduleError {
 /// Most attempts at a conditional update before giving up on a busy schedule.
 const CAS_ATTEMPTS: usize = 5;
 
+/// The default most schedules that may exist at once (SPEC §8).
+pub const DEFAULT_MAX_SCHEDULES: u64 = 10_000;
+
 #[derive(Clone)]
 pub struct Schedules {
     store: Arc<dyn ScheduleStore>,
     engine: Arc<dyn ScheduleEngine>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
+    max_schedules: u64,
 }
 
 impl Schedules {
@@ -46,7 +53,15 @@ impl Schedules {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { store, engine, clock, metrics }
+        Self { store, engine, clock, metrics, max_schedules: DEFAULT_MAX_SCHEDULES }
+    }
+
+    /// The most schedules that may exist at once. The count is checked before each
+    /// create, so creates racing at the limit may pass it by their number (a bound on
+    /// growth, not an exact quota).
+    pub fn with_max_schedules(mut self, max: u64) -> Self {
+        self.max_schedules = max;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn ScheduleStore> {
@@ -60,6 +75,9 @@ impl Schedules {
     }
 
     pub async fn create(&self, spec: ScheduleSpec, created_by: CreatedBy) -> Result<Schedule, ScheduleError> {
+        if self.store.count_schedules().await? >= self.max_schedules {
+            return Err(ScheduleError::TooMany { max: self.max_schedules });
+        }
         let now = self.clock.now();
         let mut s = Schedule {
             id: ScheduleId::new(now),

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rez_core::MessageId;
+use rez_core::auth::Scope;
 use rez_core::message::CreatedBy;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -53,11 +54,20 @@ pub struct CourseInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallContext {
     pub created_by: CreatedBy,
+    /// The scope of the key that made the call; `None` for a caller without one (stdio,
+    /// the loopback-only `REZ_MCP_AUTH=none`), which is trusted like the admin CLI.
+    pub scope: Option<Scope>,
 }
 
 impl CallContext {
+    /// A call over MCP without a key.
     pub fn mcp() -> Self {
-        Self { created_by: CreatedBy::Mcp }
+        Self { created_by: CreatedBy::Mcp, scope: None }
+    }
+
+    /// A call over MCP authenticated by a key with `scope`.
+    pub fn mcp_with_scope(scope: Scope) -> Self {
+        Self { created_by: CreatedBy::Mcp, scope: Some(scope) }
     }
 }
 
@@ -176,6 +186,26 @@ impl ToolName {
         ToolName::DeleteSchedule,
         ToolName::GetMessageStatus,
     ];
+
+    /// The scope a key needs to call this tool: what the same effect needs through the
+    /// REST API. Tools that only read (`GET` routes) need `read`; every tool that records
+    /// a message (a notification, a web action, a schedule change) needs `write`, as
+    /// `POST /api/messages` and the schedule routes do. So a key with scope `mcp` (`read`
+    /// plus the MCP endpoint) can look but not act.
+    pub fn required_scope(self) -> Scope {
+        match self {
+            ToolName::ListCourses | ToolName::ListSchedules | ToolName::GetMessageStatus => Scope::Read,
+            ToolName::SendPushNotification
+            | ToolName::GetWeatherForecast
+            | ToolName::GolfSearchTeeTimes
+            | ToolName::GolfBookTeeTime
+            | ToolName::GolfGetReservations
+            | ToolName::CreateSchedule
+            | ToolName::PauseSchedule
+            | ToolName::ResumeSchedule
+            | ToolName::DeleteSchedule => Scope::Write,
+        }
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -361,6 +391,16 @@ impl ToolRegistry {
         ctx: CallContext,
     ) -> Result<ToolResult, ToolError> {
         let tool = ToolName::parse(name).ok_or_else(|| ToolError::UnknownTool(name.chars().take(64).collect()))?;
+        if let Some(scope) = ctx.scope
+            && !scope.allows(tool.required_scope())
+        {
+            tracing::info!(tool = name, scope = %scope, "tool call refused: scope too small");
+            return Ok(ToolResult::error(format!(
+                "this key has scope `{scope}`, which may not call `{name}`: it needs a key with scope `{}` (create one with `rez keys create --scope {}`)",
+                tool.required_scope(),
+                tool.required_scope()
+            )));
+        }
         let started = Instant::now();
         let args = arguments.unwrap_or_default();
         let t =
