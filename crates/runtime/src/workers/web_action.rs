@@ -138,7 +138,10 @@ impl Handler for WebActionWorker {
                         tracing::warn!(message_id = %message.id, action, operation, error = %e.message, "web action conflict");
                         Ok(Handled::Done)
                     }
-                    WebActionErrorKind::Transient => Err(HandlerError::transient(e.message)),
+                    WebActionErrorKind::Transient => match e.retry_after {
+                        Some(after) => Err(HandlerError::later(e.message, after)),
+                        None => Err(HandlerError::transient(e.message)),
+                    },
                     WebActionErrorKind::Permanent => Err(HandlerError::permanent(e.message)),
                 }
             }
