@@ -148,9 +148,11 @@ async fn a_reserve_committed_after_the_client_gave_up_books_exactly_once() {
     assert_eq!(m["status"], "completed", "{m}");
     assert_eq!(r.golf.reservations().len(), 1, "exactly one reservation at cps.golf");
     assert_eq!(r.golf.count(GolfStep::Reserve), 1, "no second reserve call");
+    assert_eq!(m["retry_count"], 0, "waiting for the lookup is not a failure");
     let (_, results) = r.t.get_json(&format!("/api/results?message_id={id}")).await;
-    let ok: Vec<Value> =
-        results["items"].as_array().unwrap().iter().filter(|x| x["status"] == "success").cloned().collect();
+    let items = results["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "a deferral stores no result: {items:?}");
+    let ok: Vec<Value> = items.iter().filter(|x| x["status"] == "success").cloned().collect();
     assert_eq!(ok.len(), 1);
     assert_eq!(ok[0]["output"]["path"], "found_in_reservations");
     assert_eq!(ok[0]["output"]["confirmation"]["reservation_id"], r.golf.reservations()[0].reservation_id);
