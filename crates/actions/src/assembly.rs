@@ -8,7 +8,7 @@ use rez_core::booking::BookingLedger;
 use rez_core::ports::{Notifier, SecretStore, WebActionHandler};
 use rez_http::{HttpClient, OutboundPolicy};
 
-use crate::golf::{Booker, Courses, GolfClient, GolfConfig};
+use crate::golf::{Booker, BookingPolicy, Courses, GolfClient, GolfConfig};
 use crate::handlers::{GolfAction, WeatherAction};
 use crate::ntfy::{NtfyClient, NtfyConfig};
 use crate::weather::{WeatherClient, WeatherConfig};
@@ -41,9 +41,28 @@ fn policy(hosts: &[String], allow_loopback: bool) -> Result<OutboundPolicy, Asse
     Ok(policy)
 }
 
-/// The `weather` (NOAA) and `golf` (cps.golf) handlers.
+/// Golf timing: the cps.golf request timeout and the exactly-once booking policy.
+#[derive(Debug, Clone, Default)]
+pub struct GolfSettings {
+    /// One cps.golf request, whole; `None`: the outbound policy's default.
+    pub request_timeout: Option<std::time::Duration>,
+    pub booking: BookingPolicy,
+}
+
+/// The `weather` (NOAA) and `golf` (cps.golf) handlers, with the default golf timing.
 pub fn web_action_handlers(
     settings: &ActionSettings,
+    courses: Arc<Courses>,
+    ledger: Arc<dyn BookingLedger>,
+    secrets: Arc<dyn SecretStore>,
+) -> Result<Vec<Arc<dyn WebActionHandler>>, AssemblyError> {
+    web_action_handlers_with(settings, &GolfSettings::default(), courses, ledger, secrets)
+}
+
+/// The `weather` (NOAA) and `golf` (cps.golf) handlers.
+pub fn web_action_handlers_with(
+    settings: &ActionSettings,
+    golf: &GolfSettings,
     courses: Arc<Courses>,
     ledger: Arc<dyn BookingLedger>,
     secrets: Arc<dyn SecretStore>,
@@ -65,9 +84,12 @@ pub fn web_action_handlers(
             golf_hosts.push(h);
         }
     }
-    let golf_http = HttpClient::new(policy(&golf_hosts, settings.allow_loopback_for_tests)?)
-        .map_err(|e| err("golf HTTP client", e))?;
-    let booker = Booker::new(GolfClient::new(golf_http, GolfConfig::default()), ledger);
+    let mut golf_policy = policy(&golf_hosts, settings.allow_loopback_for_tests)?;
+    if let Some(t) = golf.request_timeout {
+        golf_policy.total_timeout = t;
+    }
+    let golf_http = HttpClient::new(golf_policy).map_err(|e| err("golf HTTP client", e))?;
+    let booker = Booker::with_policy(GolfClient::new(golf_http, GolfConfig::default()), ledger, golf.booking.clone());
     Ok(vec![
         Arc::new(WeatherAction::new(weather, courses.clone())),
         Arc::new(GolfAction::new(booker, courses, secrets)),

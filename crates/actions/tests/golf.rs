@@ -1,6 +1,6 @@
-//! The cps.golf client, token handling, JWT verification and exactly-once booking against
-//! the fake cps.golf course of `rez-testkit`, reached through rez-http's test-only
-//! loopback allowance.
+//! The cps.golf client, token handling, JWT verification and booking against the fake
+//! cps.golf course of `rez-testkit`, reached through rez-http's test-only loopback
+//! allowance. Exactly-once booking under faults is in `golf_booking.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,13 +8,13 @@ use std::time::Duration;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use rez_actions::golf::summary::{booking_text, reservations_text, tee_times_text};
 use rez_actions::golf::{
-    AuthConfig, AuthError, Booker, BookingConfirmation, BookingKey, BookingLedger, BookingPath, Course, CourseError,
-    Courses, GolfClient, GolfConfig, GolfCredentials, GolfError, Holes, InMemoryLedger, JwtRejection, LedgerEntry,
-    LedgerState, SearchRequest, Step,
+    AuthConfig, AuthError, Booker, BookingError, BookingKey, BookingLedger, BookingPath, Course, CourseError, Courses,
+    GolfClient, GolfConfig, GolfCredentials, GolfError, Holes, InMemoryLedger, JwtRejection, LedgerState,
+    SearchRequest,
 };
 use rez_http::{HttpClient, OutboundPolicy, RetryPolicy};
 use rez_testkit::golf::{FAKE_ACCT, FAKE_GOLFER_ID, FAKE_PASSWORD, FAKE_USERNAME};
-use rez_testkit::{FakeCpsGolf, FakeSlot, GolfFault, GolfStep, ReserveAnswer, TokenKind};
+use rez_testkit::{FakeCpsGolf, FakeSlot, GolfFault, GolfStep, TokenKind};
 
 const ALL_STEPS: [GolfStep; 7] = [
     GolfStep::Token,
@@ -73,16 +73,6 @@ fn total_requests(fake: &FakeCpsGolf) -> usize {
 }
 
 /// Wait (up to five seconds) until no lock holds the tee time.
-async fn wait_until_unlocked(fake: &FakeCpsGolf, tee_sheet_id: i64) {
-    for _ in 0..100 {
-        if !fake.is_locked(tee_sheet_id) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("tee time {tee_sheet_id} still locked after five seconds");
-}
-
 fn rejection(err: &GolfError) -> Option<&JwtRejection> {
     match err {
         GolfError::Auth(AuthError::Rejected(r)) => Some(r),
@@ -261,237 +251,8 @@ async fn auto_book_takes_the_earliest_slot_not_the_first_in_api_order() {
     // Nothing in the window: reported, nothing locked.
     let none = SearchRequest::new(d, 2).window(hm(15, 0), hm(16, 0));
     let err = booker.auto_book(&key("auto-2"), &c, &creds(), &none).await.expect_err("empty window");
-    assert!(matches!(err, GolfError::NoTeeTimes(_)) && !err.is_transient(), "{err:?}");
+    assert!(matches!(err, BookingError::Golf(GolfError::NoTeeTimes(_))) && !err.is_transient(), "{err:?}");
     assert_eq!(fake.count(GolfStep::Lock), 1);
-}
-
-// ---- exactly once ------------------------------------------------------------------------
-
-#[tokio::test]
-async fn reserve_done_but_connection_dropped_yields_one_confirmation() {
-    let fake = FakeCpsGolf::start().await;
-    let d = date(6, 14);
-    fake.add_slot(FakeSlot::new(401, at(d, 8, 10)));
-    let c = course(&fake);
-    let ledger = Arc::new(InMemoryLedger::new());
-    let booker = Booker::new(client(), ledger.clone());
-    let k = key("msg_01J0DROP");
-    fake.fail(GolfStep::Reserve, GolfFault::DropAfter);
-
-    let err = booker.book(&k, &c, &creds(), 401, 2, Holes::Eighteen).await.expect_err("connection dropped");
-    assert!(matches!(err, GolfError::Uncertain { .. }), "{err:?}");
-    assert!(err.is_transient());
-    assert_eq!(fake.reservations().len(), 1, "the fake did reserve");
-    let pending = ledger.get(&k).await.expect("ledger").expect("row");
-    assert_eq!(pending.state, LedgerState::Pending);
-    assert_eq!(pending.intent.as_ref().map(|i| i.start_time), Some(at(d, 8, 10)));
-
-    // Redelivery with the same key: found among the reservations, nothing re-sent.
-    let out = booker.book(&k, &c, &creds(), 401, 2, Holes::Eighteen).await.expect("second attempt");
-    assert_eq!(out.path, BookingPath::FoundInReservations);
-    let held = fake.reservations();
-    assert_eq!(held.len(), 1, "exactly one reservation");
-    assert_eq!(out.confirmation.confirmation_key, held[0].confirmation_key);
-    assert_eq!(out.confirmation.reservation_id, Some(held[0].reservation_id));
-    assert_eq!((fake.count(GolfStep::Lock), fake.count(GolfStep::Reserve)), (1, 1));
-    assert_eq!(fake.count(GolfStep::Reservations), 1);
-
-    // And again: the recorded confirmation, without any request.
-    let before = total_requests(&fake);
-    let again = booker.book(&k, &c, &creds(), 401, 2, Holes::Eighteen).await.expect("third attempt");
-    assert_eq!(again.path, BookingPath::AlreadyConfirmed);
-    assert_eq!(again.confirmation, out.confirmation);
-    assert_eq!(total_requests(&fake), before);
-}
-
-#[tokio::test]
-async fn reserve_timing_out_is_resolved_the_same_way() {
-    let fake = FakeCpsGolf::start().await;
-    let d = date(6, 14);
-    fake.add_slot(FakeSlot::new(411, at(d, 8, 10)));
-    let c = course(&fake);
-    let booker = Booker::new(client_with(config(), Duration::from_millis(1500)), Arc::new(InMemoryLedger::new()));
-    fake.fail(GolfStep::Reserve, GolfFault::Delay(Duration::from_millis(2500)));
-    let k = key("msg_timeout");
-    let err = booker.book(&k, &c, &creds(), 411, 1, Holes::Eighteen).await.expect_err("timeout");
-    assert!(matches!(err, GolfError::Uncertain { .. }), "{err:?}");
-    // The server finishes the reservation after the client gave up.
-    for _ in 0..100 {
-        if !fake.reservations().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(fake.reservations().len(), 1);
-    let out = booker.book(&k, &c, &creds(), 411, 1, Holes::Eighteen).await.expect("resolved");
-    assert_eq!(out.path, BookingPath::FoundInReservations);
-    assert_eq!(fake.reservations().len(), 1);
-    assert_eq!(fake.count(GolfStep::Reserve), 1);
-}
-
-#[tokio::test]
-async fn interrupted_attempt_without_reservation_books_anew() {
-    let fake = FakeCpsGolf::start().await;
-    let d = date(6, 14);
-    fake.add_slot(FakeSlot::new(421, at(d, 8, 10)));
-    let c = course(&fake);
-    let ledger = Arc::new(InMemoryLedger::new());
-    let booker = Booker::new(client(), ledger.clone());
-    fake.set_lock_lifetime(Duration::from_millis(200));
-    fake.fail(GolfStep::Reserve, GolfFault::DropBefore);
-    let k = key("msg_dropbefore");
-    let err = booker.book(&k, &c, &creds(), 421, 3, Holes::Eighteen).await.expect_err("dropped");
-    assert!(matches!(err, GolfError::Uncertain { .. }), "{err:?}");
-    assert!(fake.reservations().is_empty());
-    // The unused lock still holds the tee time until it expires, as on cps.golf.
-    assert!(fake.is_locked(421));
-    wait_until_unlocked(&fake, 421).await;
-    let out = booker.book(&k, &c, &creds(), 421, 3, Holes::Eighteen).await.expect("second attempt");
-    assert_eq!(out.path, BookingPath::Reserved);
-    assert_eq!(fake.reservations().len(), 1);
-    assert_eq!(fake.count(GolfStep::Reservations), 1, "checked before booking again");
-    assert_eq!(fake.count(GolfStep::Lock), 2);
-    assert!(matches!(ledger.get(&k).await.expect("ledger").expect("row").state, LedgerState::Confirmed { .. }));
-}
-
-#[tokio::test]
-async fn recorded_confirmation_is_returned_without_any_call() {
-    let fake = FakeCpsGolf::start().await;
-    let c = course(&fake);
-    let ledger = Arc::new(InMemoryLedger::new());
-    let k = key("msg_done");
-    let confirmation = BookingConfirmation {
-        course_id: "birdsfoot".into(),
-        course_name: "Birdsfoot Golf Course".into(),
-        reservation_id: Some(77),
-        confirmation_key: "ZX81".into(),
-        tee_sheet_id: 9,
-        start_time: at(date(6, 14), 9, 0),
-        players: 2,
-        holes: 18,
-        total: Some(90.0),
-        total_due_at_course: Some(90.0),
-        confirmed_at: chrono::Utc::now(),
-    };
-    ledger.insert(
-        k.clone(),
-        LedgerEntry { intent: None, state: LedgerState::Confirmed { confirmation: confirmation.clone() } },
-    );
-    let booker = Booker::new(client(), ledger);
-    let out = booker.book(&k, &c, &creds(), 9, 2, Holes::Eighteen).await.expect("book");
-    assert_eq!(out.path, BookingPath::AlreadyConfirmed);
-    assert_eq!(out.confirmation, confirmation);
-    let search = SearchRequest::new(date(6, 14), 2);
-    let out = booker.auto_book(&k, &c, &creds(), &search).await.expect("auto-book");
-    assert_eq!(out.confirmation, confirmation);
-    assert_eq!(total_requests(&fake), 0, "no sign-in, no search, no booking");
-}
-
-#[tokio::test]
-async fn conflict_is_reported_and_not_retried() {
-    let fake = FakeCpsGolf::start().await;
-    let d = date(6, 14);
-    fake.add_slot(FakeSlot::new(501, at(d, 8, 10)));
-    // A course that allows one reservation per golfer and day, and one already held.
-    fake.limit_reservations_per_day(Some(1));
-    fake.add_reservation(FAKE_GOLFER_ID, 999, at(d, 14, 0), 2);
-    let c = course(&fake);
-    let ledger = Arc::new(InMemoryLedger::new());
-    let booker = Booker::new(client(), ledger.clone());
-    let err = booker.book(&key("msg_conflict"), &c, &creds(), 501, 2, Holes::Eighteen).await.expect_err("conflict");
-    assert!(err.is_conflict(), "{err:?}");
-    assert!(!err.is_transient());
-    assert!(err.to_string().contains("already have a reservation"), "{err}");
-    assert_eq!(fake.count(GolfStep::Lock), 1);
-    assert_eq!((fake.count(GolfStep::Price), fake.count(GolfStep::Reserve)), (0, 0));
-    assert_eq!(fake.reservations().len(), 1);
-    assert!(ledger.entries().is_empty(), "nothing recorded before the intent");
-}
-
-#[tokio::test]
-async fn definite_refusals_release_the_key() {
-    let fake = FakeCpsGolf::start().await;
-    let d = date(6, 14);
-    fake.add_slot(FakeSlot::new(601, at(d, 8, 10)));
-    let c = course(&fake);
-    let ledger = Arc::new(InMemoryLedger::new());
-    let booker = Booker::new(client(), ledger.clone());
-    let k = key("msg_refused");
-    // A 400 from reserve: not carried out, the key is marked failed.
-    fake.set_lock_lifetime(Duration::from_millis(200));
-    fake.fail(GolfStep::Reserve, GolfFault::Status(400));
-    let err = booker.book(&k, &c, &creds(), 601, 1, Holes::Eighteen).await.expect_err("400");
-    assert!(matches!(err, GolfError::Status { status: 400, .. }) && !err.is_transient(), "{err:?}");
-    assert!(matches!(ledger.get(&k).await.expect("ledger").expect("row").state, LedgerState::Failed { .. }));
-    // The refused reserve left its lock, which holds the tee time until it expires.
-    let held = booker.book(&k, &c, &creds(), 601, 1, Holes::Eighteen).await.expect_err("lock held");
-    assert!(matches!(&held, GolfError::Rejected { step: Step::Lock, .. }), "{held:?}");
-    wait_until_unlocked(&fake, 601).await;
-    // A 503 from the lock: transient, no new ledger state, nothing priced.
-    fake.fail(GolfStep::Lock, GolfFault::Status(503));
-    let err = booker.book(&k, &c, &creds(), 601, 1, Holes::Eighteen).await.expect_err("503");
-    assert!(matches!(err, GolfError::Status { status: 503, .. }) && err.is_transient(), "{err:?}");
-    assert_eq!(fake.count(GolfStep::Lock), 3, "the lock POST is not retried");
-    assert_eq!(fake.count(GolfStep::Price), 1);
-    // Then it works, without a reservations check (the key had failed definitely).
-    let out = booker.book(&k, &c, &creds(), 601, 1, Holes::Eighteen).await.expect("third attempt");
-    assert_eq!(out.path, BookingPath::Reserved);
-    assert_eq!(fake.count(GolfStep::Reservations), 0);
-    assert_eq!(fake.reservations().len(), 1);
-}
-
-#[tokio::test]
-async fn reserve_confirmed_without_an_id_is_a_success_completed_from_the_list() {
-    let fake = FakeCpsGolf::start().await;
-    let d = date(6, 14);
-    fake.add_slot(FakeSlot::new(801, at(d, 8, 10)));
-    fake.add_slot(FakeSlot::new(802, at(d, 9, 10)));
-    fake.answer_reserves(ReserveAnswer::WithoutReservationId);
-    let c = course(&fake);
-
-    // The client: a success whose receipt names no reservation.
-    let client = client();
-    let session = client.session(&c, &creds()).await.expect("session");
-    let lock = client.lock_tee_time(&c, &creds(), &session, 801, 2).await.expect("lock");
-    let priced = client.price_tee_time(&c, &creds(), &session, &lock, Holes::Eighteen, None).await.expect("price");
-    let receipt = client.reserve_tee_time(&c, &creds(), &session, &lock, &priced).await.expect("reserved");
-    assert_eq!(receipt.reservation_id, None);
-    assert_eq!(fake.reservations_on_slot(801).len(), 1);
-
-    // The booker completes it from the reservations list.
-    let ledger = Arc::new(InMemoryLedger::new());
-    let booker = Booker::new(client, ledger.clone());
-    let k = key("msg_no_id");
-    let out = booker.book(&k, &c, &creds(), 802, 1, Holes::Eighteen).await.expect("booked");
-    assert_eq!(out.path, BookingPath::Reserved);
-    let held = fake.reservations_on_slot(802);
-    assert_eq!(held.len(), 1);
-    assert_eq!(out.confirmation.reservation_id, Some(held[0].reservation_id));
-    assert_eq!(out.confirmation.confirmation_key, held[0].confirmation_key);
-    assert_eq!(fake.count(GolfStep::Reserve), 2, "no second reserve");
-    assert!(matches!(ledger.get(&k).await.expect("ledger").expect("row").state, LedgerState::Confirmed { .. }));
-}
-
-#[tokio::test]
-async fn unknown_reserve_result_is_uncertain_not_refused() {
-    let fake = FakeCpsGolf::start().await;
-    let d = date(6, 14);
-    fake.add_slot(FakeSlot::new(811, at(d, 8, 10)));
-    fake.answer_reserves(ReserveAnswer::ResultCode(7));
-    let c = course(&fake);
-    let ledger = Arc::new(InMemoryLedger::new());
-    let booker = Booker::new(client(), ledger.clone());
-    let k = key("msg_result_7");
-    let err = booker.book(&k, &c, &creds(), 811, 2, Holes::Eighteen).await.expect_err("uncertain");
-    assert!(matches!(&err, GolfError::Uncertain { message } if message.contains("reservationResult 7")), "{err:?}");
-    assert!(err.is_transient());
-    assert_eq!(ledger.get(&k).await.expect("ledger").expect("row").state, LedgerState::Pending, "the key is held");
-    // The site did reserve; the next delivery finds it instead of booking again.
-    fake.answer_reserves(ReserveAnswer::Complete);
-    let out = booker.book(&k, &c, &creds(), 811, 2, Holes::Eighteen).await.expect("resolved");
-    assert_eq!(out.path, BookingPath::FoundInReservations);
-    assert_eq!(fake.reservations().len(), 1);
-    assert_eq!(fake.count(GolfStep::Reserve), 1);
 }
 
 // ---- tokens --------------------------------------------------------------------------------

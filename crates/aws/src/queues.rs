@@ -546,6 +546,37 @@ impl Queues for AwsStore {
         Ok(FailOutcome::Retrying { visible_at })
     }
 
+    /// A new copy of the message, delayed, replaces the received one: SQS counts the
+    /// receives of a copy (and its redrive policy dead-letters on them), so only a fresh
+    /// copy starts the count afresh. Crashing between the send and the delete leaves two
+    /// copies; the later receive supersedes the earlier's receipt, as after any
+    /// redelivery.
+    async fn defer(&self, d: &Delivery, delay: Duration) -> StoreResult<()> {
+        let delay = delay.min(rez_core::ports::MAX_DEFER);
+        let done = modify(self, &d.message.id, |rec| {
+            check_receipt(rec, d)?;
+            rec.receipt = None;
+            rec.released = 0;
+            Ok(true)
+        })
+        .await?;
+        let Some((rec, _)) = done else { return Err(StoreError::NotFound(format!("message {}", d.message.id))) };
+        let body = serde_json::to_string(&rec.message)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode message: {e}")))?;
+        self.clients
+            .sqs
+            .send_message()
+            .queue_url(url(self, d.queue, false)?)
+            .message_body(body)
+            .delay_seconds(seconds(delay))
+            .send()
+            .await
+            .map_err(|e| backend("sqs send_message (deferred)", e))?;
+        delete_quietly(self, d.queue, false, &d.receipt).await;
+        tracing::info!(message_id = %d.message.id, queue = %d.queue, delay_s = seconds(delay), "delivery deferred");
+        Ok(())
+    }
+
     async fn release(&self, d: &Delivery) -> StoreResult<()> {
         let done = modify(self, &d.message.id, |rec| {
             check_receipt(rec, d)?;

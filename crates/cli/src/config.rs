@@ -48,6 +48,8 @@ struct FileConfig {
     #[serde(default)]
     mcp: McpFile,
     #[serde(default)]
+    golf: GolfFile,
+    #[serde(default)]
     http: HttpFile,
     #[serde(default)]
     limits: LimitsFile,
@@ -160,6 +162,8 @@ pub struct Config {
     pub inbound: InboundLimits,
     /// Input limits (the most schedules).
     pub limits: Limits,
+    /// Golf booking: the request timeout and the exactly-once timing.
+    pub golf: GolfSettings,
     /// Where the configuration came from, for `rez config check`.
     pub sources: Vec<String>,
 }
@@ -183,6 +187,7 @@ impl std::fmt::Debug for Config {
             .field("mcp_max_sessions", &self.mcp_max_sessions)
             .field("inbound", &self.inbound)
             .field("limits", &self.limits)
+            .field("golf", &self.golf)
             .finish()
     }
 }
@@ -378,6 +383,7 @@ impl Config {
         let mcp_max_sessions =
             num("REZ_MCP_MAX_SESSIONS", fc.mcp.max_sessions, rez_mcp::http::DEFAULT_MAX_SESSIONS as u64, 1..=100_000)?
                 as usize;
+        let golf = GolfSettings::load(fc.golf, &env)?;
         sources.push("environment".into());
         Ok(Self {
             data_dir,
@@ -399,6 +405,7 @@ impl Config {
             mcp_max_sessions,
             inbound,
             limits,
+            golf,
             sources,
         })
     }
@@ -418,6 +425,93 @@ fn parse_hosts(raw: &str) -> Result<Vec<String>, String> {
         return Err(format!("`{bad}` is not a host name; give names like rez.example.com or 192.168.1.5:8080"));
     }
     Ok(hosts)
+}
+
+// ---- golf booking ---------------------------------------------------------------------------
+
+/// `[golf]` in rez.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GolfFile {
+    /// When to look for an uncertain reserve among the reservations, in seconds after it.
+    verify_after_seconds: Option<Vec<f64>>,
+    lease_seconds: Option<f64>,
+    verify_max_wait_seconds: Option<f64>,
+    request_timeout_seconds: Option<f64>,
+}
+
+/// Golf settings: the cps.golf request timeout and the exactly-once booking timing
+/// (`rez_actions::golf::BookingPolicy`). Tests scale them down, keeping the ratios.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GolfSettings {
+    /// `REZ_GOLF_REQUEST_TIMEOUT_SECS`: one cps.golf request, whole (default 30 s).
+    pub request_timeout: Duration,
+    /// `REZ_GOLF_VERIFY_SCHEDULE` (`30,60,120,300,600`), `REZ_GOLF_LEASE_SECS`,
+    /// `REZ_GOLF_VERIFY_MAX_WAIT_SECS`.
+    pub booking: rez_actions::golf::BookingPolicy,
+}
+
+/// A positive number of seconds (fractions allowed) as a duration.
+fn seconds(raw: f64) -> Option<Duration> {
+    (raw.is_finite() && raw > 0.0 && raw <= 86_400.0).then(|| Duration::from_secs_f64(raw))
+}
+
+impl GolfSettings {
+    fn load(file: GolfFile, env: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let defaults = rez_actions::golf::BookingPolicy::default();
+        let bad =
+            |name: &'static str, value: String, reason: &str| ConfigError::Env { name, value, reason: reason.into() };
+        let secs = |name: &'static str, file: Option<f64>, default: Duration| -> Result<Duration, ConfigError> {
+            match env(name).filter(|v| !v.trim().is_empty()) {
+                Some(v) => v
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(seconds)
+                    .ok_or_else(|| bad(name, v.clone(), "expected a positive number of seconds")),
+                None => match file {
+                    Some(f) => seconds(f).ok_or_else(|| {
+                        ConfigError::Invalid(format!("golf: {f} is not a positive number of seconds ({name})"))
+                    }),
+                    None => Ok(default),
+                },
+            }
+        };
+        let verify_after = match env("REZ_GOLF_VERIFY_SCHEDULE").filter(|v| !v.trim().is_empty()) {
+            Some(v) => {
+                let parsed: Option<Vec<f64>> = v.split(',').map(|p| p.trim().parse::<f64>().ok()).collect();
+                verify_schedule(parsed.unwrap_or_default())
+                    .map_err(|reason| bad("REZ_GOLF_VERIFY_SCHEDULE", v.clone(), &reason))?
+            }
+            None => match file.verify_after_seconds {
+                Some(list) => verify_schedule(list)
+                    .map_err(|reason| ConfigError::Invalid(format!("golf.verify_after_seconds: {reason}")))?,
+                None => defaults.verify_after,
+            },
+        };
+        let booking = rez_actions::golf::BookingPolicy {
+            lease: secs("REZ_GOLF_LEASE_SECS", file.lease_seconds, defaults.lease)?,
+            verify_after,
+            max_wait: secs("REZ_GOLF_VERIFY_MAX_WAIT_SECS", file.verify_max_wait_seconds, defaults.max_wait)?,
+        };
+        let request_timeout =
+            secs("REZ_GOLF_REQUEST_TIMEOUT_SECS", file.request_timeout_seconds, Duration::from_secs(30))?;
+        Ok(Self { request_timeout, booking })
+    }
+}
+
+/// Increasing positive offsets in seconds, at least one.
+fn verify_schedule(raw: Vec<f64>) -> Result<Vec<Duration>, String> {
+    let durations: Option<Vec<Duration>> = raw.into_iter().map(seconds).collect();
+    let durations =
+        durations.ok_or("expected positive numbers of seconds separated by commas, e.g. 30,60,120,300,600")?;
+    if durations.is_empty() {
+        return Err("give at least one lookup".into());
+    }
+    if durations.windows(2).any(|w| w[1] <= w[0]) {
+        return Err("the lookups must be in increasing order".into());
+    }
+    Ok(durations)
 }
 
 #[cfg(test)]
@@ -493,6 +587,27 @@ mod tests {
         let c = Config::load_from(Some(&file), |_| None).unwrap();
         assert_eq!(c.inbound.max_connections, 64);
         assert_eq!(c.inbound.idle_timeout, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn golf_settings() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.golf.booking, rez_actions::golf::BookingPolicy::default());
+        assert_eq!(c.golf.request_timeout, Duration::from_secs(30));
+        let c =
+            load(&[("REZ_GOLF_VERIFY_SCHEDULE", "0.3, 0.6,1.2"), ("REZ_GOLF_REQUEST_TIMEOUT_SECS", "0.3")]).unwrap();
+        assert_eq!(c.golf.booking.verify_after, [300, 600, 1200].map(Duration::from_millis));
+        assert_eq!(c.golf.request_timeout, Duration::from_millis(300));
+        for bad in ["30,x", "60,30", "0,30", "-1", ","] {
+            assert!(
+                matches!(
+                    load(&[("REZ_GOLF_VERIFY_SCHEDULE", bad)]),
+                    Err(ConfigError::Env { name: "REZ_GOLF_VERIFY_SCHEDULE", .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(load(&[("REZ_GOLF_LEASE_SECS", "0")]).is_err());
     }
 
     #[test]

@@ -64,7 +64,17 @@ pub fn web_actions(config: &Config, store: &LocalStore) -> anyhow::Result<Vec<Ar
         allow_loopback_for_tests: config.allow_loopback_for_tests,
     };
     let secrets: Arc<dyn SecretStore> = Arc::new(store.clone());
-    Ok(assembly::web_action_handlers(&settings, Arc::new(courses(config)?), Arc::new(store.clone()), secrets)?)
+    let golf = assembly::GolfSettings {
+        request_timeout: Some(config.golf.request_timeout),
+        booking: config.golf.booking.clone(),
+    };
+    Ok(assembly::web_action_handlers_with(
+        &settings,
+        &golf,
+        Arc::new(courses(config)?),
+        Arc::new(store.clone()),
+        secrets,
+    )?)
 }
 
 /// The ntfy client, if a topic URL is configured. Its outbound policy allows only the

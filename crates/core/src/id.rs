@@ -131,6 +131,11 @@ prefixed_id!(
     ApiKeyId,
     "key"
 );
+prefixed_id!(
+    /// Id of one attempt at a golf booking (the owner of a ledger row's lease): `att_<ULID>`.
+    AttemptId,
+    "att"
+);
 
 fn truncate(s: &str) -> String {
     s.chars().take(64).collect()

@@ -151,6 +151,8 @@ pub enum FailOutcome {
 /// receive counts, a DLQ after [`MAX_RECEIVES`] receives, retention of 4 days.
 pub const MAX_BATCH: usize = 10;
 pub const MAX_RECEIVES: u32 = 3;
+/// The longest [`Queues::defer`] delay: SQS's longest message delay (15 min).
+pub const MAX_DEFER: Duration = Duration::from_secs(900);
 pub const RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(4);
 pub const DEFAULT_VISIBILITY: Duration = Duration::from_secs(6 * 60);
 
@@ -215,6 +217,12 @@ pub trait Queues: Send + Sync + 'static {
     /// Give a delivery back untouched (shutdown): visible again now, and not counted as
     /// a receive. Only for a delivery whose handler never ran.
     async fn release(&self, delivery: &Delivery) -> StoreResult<()>;
+    /// Hand a delivery back to be delivered again after `delay`, without it counting
+    /// toward [`MAX_RECEIVES`]: the handler made progress and knows when the next step
+    /// is due (a booking waiting for its next reservations lookup). The receive count
+    /// starts afresh with the next delivery. A delay beyond [`MAX_DEFER`] is cut to it
+    /// (the handler defers again if it is early). Stale receipts answer `Conflict`.
+    async fn defer(&self, delivery: &Delivery, delay: Duration) -> StoreResult<()>;
     /// Resolve when `queue` may have work, or after `timeout`.
     async fn wait_for_work(&self, queue: QueueName, timeout: Duration);
     async fn stats(&self) -> StoreResult<Vec<QueueStats>>;

@@ -97,17 +97,25 @@ pub struct WebActionError {
     pub message: String,
     /// Notifications to publish even though the action failed (e.g. a conflict).
     pub notifications: Vec<NotifyPayload>,
+    /// A transient failure that knows when trying again makes sense (a booking waiting
+    /// for its next reservations lookup): the message is handed back to the queue for
+    /// that long instead of counting as a failed receive.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl WebActionError {
     pub fn transient(message: impl Into<String>) -> Self {
-        Self { kind: WebActionErrorKind::Transient, message: message.into(), notifications: vec![] }
+        Self { kind: WebActionErrorKind::Transient, message: message.into(), notifications: vec![], retry_after: None }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { kind: WebActionErrorKind::Permanent, message: message.into(), notifications: vec![] }
+        Self { kind: WebActionErrorKind::Permanent, message: message.into(), notifications: vec![], retry_after: None }
     }
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self { kind: WebActionErrorKind::Conflict, message: message.into(), notifications: vec![] }
+        Self { kind: WebActionErrorKind::Conflict, message: message.into(), notifications: vec![], retry_after: None }
+    }
+    /// Not done yet, and not a failure: deliver the message again after `after`.
+    pub fn later(message: impl Into<String>, after: std::time::Duration) -> Self {
+        Self { retry_after: Some(after), ..Self::transient(message) }
     }
 }
 

@@ -157,6 +157,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX inbox_by_state ON inbox(state, message_id)
         WHERE state = 'pending' OR state = 'failed';
     "#,
+    // 7: a pending booking is owned by one attempt under a lease, and keeps the progress
+    //    of the search for an uncertain reserve (see booking.rs).
+    r#"
+    ALTER TABLE booking_ledger ADD COLUMN lease_attempt TEXT;
+    ALTER TABLE booking_ledger ADD COLUMN lease_until_ms INTEGER;
+    ALTER TABLE booking_ledger ADD COLUMN verification TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -380,6 +380,30 @@ impl Queues for LocalStore {
             .await
     }
 
+    async fn defer(&self, d: &Delivery, delay: Duration) -> StoreResult<()> {
+        let (queue, id) = (d.queue, d.message.id.clone());
+        let d = d.clone();
+        let delay = delay.min(rez_core::ports::MAX_DEFER);
+        let visible_ms = self.now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+        self.db
+            .write(move |ctx| {
+                let tx = ctx.tx;
+                check_receipt(tx, &d)?;
+                tx.execute(
+                    "UPDATE queue_items SET receipt = NULL, owner = NULL, visible_ms = ?3, receive_count = 0 \
+                     WHERE queue = ?1 AND message_id = ?2",
+                    rusqlite::params![d.queue.as_str(), d.message.id.as_str(), visible_ms],
+                )
+                .map_err(sql)?;
+                // An idle consumer sleeps until the earliest item is due: this may be it.
+                ctx.wake(d.queue);
+                Ok(())
+            })
+            .await?;
+        tracing::info!(message_id = %id, queue = %queue, delay_ms = delay.as_millis() as u64, "delivery deferred");
+        Ok(())
+    }
+
     async fn wait_for_work(&self, queue: QueueName, timeout: Duration) {
         let mut rx = self.db.subscribe(queue);
         rx.borrow_and_update();

@@ -558,46 +558,168 @@ pub async fn results_are_kept_per_message_and_expire(s: Arc<dyn Store>) {
     assert_eq!(s.results_for(&mid).await.unwrap(), vec![fresh]);
 }
 
-pub async fn booking_ledger_admits_one_intent(s: Arc<dyn Store>) {
-    use rez_core::booking::*;
-    let key = BookingKey::new("msg_booking_1").unwrap();
-    let start = chrono::NaiveDate::from_ymd_opt(2026, 12, 5).unwrap().and_hms_opt(8, 40, 0).unwrap();
-    let intent = BookingIntent {
+fn booking_intent(recorded_at: chrono::DateTime<chrono::Utc>) -> rez_core::booking::BookingIntent {
+    rez_core::booking::BookingIntent {
         course_id: "birdsfoot".into(),
         course_name: "Birdsfoot Golf Course".into(),
         tee_sheet_id: 502,
-        start_time: start,
+        start_time: chrono::NaiveDate::from_ymd_opt(2026, 12, 5).unwrap().and_hms_opt(8, 40, 0).unwrap(),
         players: 4,
         holes: 18,
-        recorded_at: SystemClock.now(),
-    };
-    assert!(s.get(&key).await.unwrap().is_none());
-    assert_eq!(s.record_intent(&key, &intent).await.unwrap(), IntentOutcome::New);
-    // A second attempt on the same key must not go ahead.
-    assert_eq!(s.record_intent(&key, &intent).await.unwrap(), IntentOutcome::Pending(intent.clone()));
-    // A failure releases the key; a new intent is admitted.
-    s.mark_failed(&key, "reserve refused").await.unwrap();
-    assert!(matches!(s.get(&key).await.unwrap().unwrap().state, LedgerState::Failed { .. }));
-    assert_eq!(s.record_intent(&key, &intent).await.unwrap(), IntentOutcome::New);
-    let confirmation = BookingConfirmation {
-        course_id: "birdsfoot".into(),
-        course_name: "Birdsfoot Golf Course".into(),
+        recorded_at,
+    }
+}
+
+fn booking_confirmation() -> rez_core::booking::BookingConfirmation {
+    let i = booking_intent(SystemClock.now());
+    rez_core::booking::BookingConfirmation {
+        course_id: i.course_id,
+        course_name: i.course_name,
         reservation_id: Some(77),
         confirmation_key: "CONF-77".into(),
-        tee_sheet_id: 502,
-        start_time: start,
-        players: 4,
-        holes: 18,
+        tee_sheet_id: i.tee_sheet_id,
+        start_time: i.start_time,
+        players: i.players,
+        holes: i.holes,
         total: Some(180.0),
         total_due_at_course: None,
         confirmed_at: SystemClock.now(),
-    };
-    s.record_confirmation(&key, &confirmation).await.unwrap();
-    assert_eq!(s.record_intent(&key, &intent).await.unwrap(), IntentOutcome::Existing(confirmation.clone()));
-    s.mark_failed(&key, "late failure").await.unwrap();
+    }
+}
+
+fn lease_for(now: chrono::DateTime<chrono::Utc>, secs: i64) -> rez_core::booking::Lease {
+    rez_core::booking::Lease {
+        attempt: rez_core::booking::AttemptId::new(now),
+        until: now + chrono::TimeDelta::seconds(secs),
+    }
+}
+
+/// One attempt owns a pending key under a lease; only the owner changes it; a lapsed
+/// lease is taken over with the intent; failed keys start afresh; confirmed keys stay.
+pub async fn booking_ledger_leases_a_pending_key(s: Arc<dyn Store>) {
+    use rez_core::booking::*;
+    let key = BookingKey::new("msg_booking_1").unwrap();
+    let now = SystemClock.now();
+    let (a, b) = (lease_for(now, 60), lease_for(now, 60));
+    let intent = booking_intent(now);
+    assert!(s.get(&key).await.unwrap().is_none());
+    assert_eq!(s.claim(&key, &a, now).await.unwrap(), ClaimOutcome::Claimed(None));
+    // A second attempt while the lease is live changes nothing and is told until when.
+    assert_eq!(s.claim(&key, &b, now).await.unwrap(), ClaimOutcome::Held { until: a.until });
+    assert!(!s.record_intent(&key, &b.attempt, &intent).await.unwrap(), "b does not own the key");
+    assert!(!s.mark_failed(&key, &b.attempt, "not b's").await.unwrap());
+    assert!(!s.end_lease(&key, &b.attempt).await.unwrap());
+    assert!(s.record_intent(&key, &a.attempt, &intent).await.unwrap());
     let entry = s.get(&key).await.unwrap().unwrap();
-    assert_eq!(entry.state, LedgerState::Confirmed { confirmation }, "a confirmed key stays confirmed");
+    assert_eq!(
+        (entry.state, entry.intent.as_ref(), entry.lease.as_ref()),
+        (LedgerState::Pending, Some(&intent), Some(&a))
+    );
+    // The lease lapses: b takes the key over, with a's intent; a can change nothing now.
+    let later = now + chrono::TimeDelta::seconds(61);
+    let b_later = Lease { attempt: b.attempt.clone(), until: later + chrono::TimeDelta::seconds(60) };
+    let ClaimOutcome::Claimed(Some(before)) = s.claim(&key, &b_later, later).await.unwrap() else {
+        panic!("a lapsed lease is taken over");
+    };
+    assert_eq!((before.intent.as_ref(), before.lease.as_ref()), (Some(&intent), Some(&a)));
+    assert!(!s.record_confirmation(&key, &a.attempt, &booking_confirmation()).await.unwrap(), "a lost the key");
+    assert!(!s.mark_failed(&key, &a.attempt, "late").await.unwrap());
+    // Failing releases the key: the next claim starts without an intent.
+    assert!(s.mark_failed(&key, &b.attempt, "reserve refused").await.unwrap());
+    assert!(matches!(s.get(&key).await.unwrap().unwrap().state, LedgerState::Failed { .. }));
+    let c = lease_for(later, 60);
+    let ClaimOutcome::Claimed(Some(before)) = s.claim(&key, &c, later).await.unwrap() else { panic!("claimed") };
+    assert!(matches!(before.state, LedgerState::Failed { .. }));
+    assert_eq!(s.get(&key).await.unwrap().unwrap().intent, None, "a failed key starts afresh");
+    assert!(s.record_intent(&key, &c.attempt, &intent).await.unwrap());
+    let confirmation = booking_confirmation();
+    assert!(s.record_confirmation(&key, &c.attempt, &confirmation).await.unwrap());
+    assert!(!s.mark_failed(&key, &c.attempt, "late failure").await.unwrap(), "a confirmed key stays confirmed");
+    assert_eq!(s.claim(&key, &a, later).await.unwrap(), ClaimOutcome::Confirmed(confirmation.clone()));
+    let entry = s.get(&key).await.unwrap().unwrap();
+    assert_eq!(entry.state, LedgerState::Confirmed { confirmation });
     assert_eq!(entry.intent, Some(intent));
+}
+
+/// The search for an uncertain reserve is kept in the row and survives a hand-over: an
+/// ended lease leaves the key pending with its intent and progress, claimable at once.
+pub async fn booking_ledger_keeps_the_search_progress(s: Arc<dyn Store>) {
+    use rez_core::booking::*;
+    let key = BookingKey::new("msg_booking_2").unwrap();
+    let now = SystemClock.now();
+    let a = lease_for(now, 300);
+    assert_eq!(s.claim(&key, &a, now).await.unwrap(), ClaimOutcome::Claimed(None));
+    let intent = booking_intent(now);
+    assert!(s.record_intent(&key, &a.attempt, &intent).await.unwrap());
+    let mut progress = Verification { uncertain_since: now, lookups_done: 0 };
+    assert!(s.record_verification(&key, &a.attempt, &progress).await.unwrap());
+    progress.lookups_done = 2;
+    assert!(s.record_verification(&key, &a.attempt, &progress).await.unwrap());
+    assert!(s.end_lease(&key, &a.attempt).await.unwrap());
+    // The next delivery claims at once (well within a's 300 s) and continues the search.
+    let b = lease_for(now, 300);
+    let ClaimOutcome::Claimed(Some(before)) = s.claim(&key, &b, now).await.unwrap() else {
+        panic!("an ended lease is claimable at once");
+    };
+    assert_eq!(before.state, LedgerState::Pending);
+    assert_eq!((before.intent, before.verification.clone()), (Some(intent.clone()), Some(progress.clone())));
+    assert!(!s.record_verification(&key, &a.attempt, &progress).await.unwrap(), "a ended its lease");
+    // A new intent (a new reserve after the whole search found nothing) clears it.
+    assert!(s.record_intent(&key, &b.attempt, &intent).await.unwrap());
+    assert_eq!(s.get(&key).await.unwrap().unwrap().verification, None);
+}
+
+/// Many attempts claiming one key at the same moment: exactly one owns it.
+pub async fn booking_ledger_admits_one_claim_at_once(s: Arc<dyn Store>) {
+    use rez_core::booking::*;
+    for round in 0..5 {
+        let key = BookingKey::new(format!("msg_booking_race_{round}")).unwrap();
+        let now = SystemClock.now();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (s, key, lease) = (Arc::clone(&s), key.clone(), lease_for(now, 60));
+                tokio::spawn(async move {
+                    let outcome = s.claim(&key, &lease, now).await.unwrap();
+                    let wrote = s.record_intent(&key, &lease.attempt, &booking_intent(now)).await.unwrap();
+                    (outcome, wrote)
+                })
+            })
+            .collect();
+        let (mut claimed, mut held, mut wrote) = (0, 0, 0);
+        for t in tasks {
+            let (outcome, w) = t.await.unwrap();
+            match outcome {
+                ClaimOutcome::Claimed(_) => claimed += 1,
+                ClaimOutcome::Held { .. } => held += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+            wrote += usize::from(w);
+        }
+        assert_eq!((claimed, held, wrote), (1, 7, 1), "round {round}");
+    }
+}
+
+/// A deferred delivery comes back after its delay, and its receives start afresh: a
+/// message deferred many times is never dead-lettered for it.
+pub async fn defer_redelivers_later_without_counting(s: Arc<dyn Store>) {
+    let m = s.submit(msg(MessageType::WebAction, serde_json::json!({}))).await.unwrap().into_message();
+    let d = receive_all(&*s, QueueName::WebActions, VIS).await.remove(0);
+    s.fail(&d, "boom", FailureKind::Transient).await.unwrap();
+    let mut d = receive_eventually(&*s, QueueName::WebActions, Duration::from_secs(5)).await.remove(0);
+    assert_eq!(d.receive_count, 2);
+    for _ in 0..2 {
+        s.defer(&d, Duration::from_secs(1)).await.unwrap();
+        assert!(receive_all(&*s, QueueName::WebActions, VIS).await.is_empty(), "not visible before its delay");
+        d = receive_eventually(&*s, QueueName::WebActions, Duration::from_secs(5)).await.remove(0);
+        assert_eq!((d.message.id.clone(), d.receive_count), (m.id.clone(), 1), "deferrals are not receives");
+    }
+    // A stale receipt cannot defer.
+    let stale = d.clone();
+    s.defer(&d, Duration::from_secs(1)).await.unwrap();
+    assert!(matches!(s.defer(&stale, Duration::from_secs(1)).await, Err(StoreError::Conflict(_))));
+    let d = receive_eventually(&*s, QueueName::WebActions, Duration::from_secs(5)).await.remove(0);
+    s.complete(&d).await.unwrap();
+    assert_eq!(s.get_message(&m.id).await.unwrap().unwrap().status, Status::Completed);
 }
 
 /// Expand the whole suite for one adapter: `port_suite!(MyFixture);` where `MyFixture:
@@ -614,7 +736,9 @@ macro_rules! port_suite {
             retry_requeues_failed_messages, release_makes_visible_again, list_filters_and_paginates,
             inbox_is_keyed_by_message, api_keys_store_hashes_and_revoke, schedules_crud_and_versioning,
             due_schedules_in_order, a_firing_is_atomic_and_happens_once, engine_lease_is_exclusive,
-            results_are_kept_per_message_and_expire, booking_ledger_admits_one_intent);
+            results_are_kept_per_message_and_expire, booking_ledger_leases_a_pending_key,
+            booking_ledger_keeps_the_search_progress, booking_ledger_admits_one_claim_at_once,
+            defer_redelivers_later_without_counting);
     };
     (@tests $fixture:ty; $($name:ident),* $(,)?) => {
         $(

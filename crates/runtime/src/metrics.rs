@@ -43,6 +43,8 @@ pub struct PushLabel {
 pub enum Outcome {
     Completed,
     Retrying,
+    /// Handed back to be delivered again later (`Queues::defer`), not a failure.
+    Deferred,
     DeadLettered,
     /// The receipt went stale (redelivered elsewhere) before we could settle it.
     Stale,
@@ -53,6 +55,7 @@ impl Outcome {
         match self {
             Outcome::Completed => "completed",
             Outcome::Retrying => "retrying",
+            Outcome::Deferred => "deferred",
             Outcome::DeadLettered => "dead_lettered",
             Outcome::Stale => "stale",
         }
@@ -218,7 +221,7 @@ impl Metrics {
             .collect();
         let mut handled = Vec::new();
         for q in QueueName::ALL {
-            for o in [Outcome::Completed, Outcome::Retrying, Outcome::DeadLettered, Outcome::Stale] {
+            for o in [Outcome::Completed, Outcome::Retrying, Outcome::Deferred, Outcome::DeadLettered, Outcome::Stale] {
                 let n = self
                     .handled
                     .get_or_create(&OutcomeLabel { queue: q.as_str().into(), outcome: o.as_str().into() })

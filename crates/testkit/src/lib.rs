@@ -6,6 +6,7 @@
 pub mod golf;
 pub mod lambda;
 pub mod moto;
+mod moto_serial;
 pub mod noaa;
 pub mod ntfy;
 mod server;

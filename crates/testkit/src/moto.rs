@@ -31,6 +31,17 @@ impl Moto {
         })
     }
 
+    /// The shared emulator behind a proxy that passes DynamoDB calls on one at a time,
+    /// so that conditional writes and transactions are atomic as on DynamoDB (see
+    /// `moto_serial`). Tests of the AWS adapters use this one.
+    pub fn shared_serialized() -> &'static Moto {
+        static PROXY: OnceLock<Moto> = OnceLock::new();
+        PROXY.get_or_init(|| {
+            let endpoint = crate::moto_serial::start(Moto::shared().endpoint()).unwrap_or_else(|e| panic!("{e}"));
+            Moto { endpoint, child: None }
+        })
+    }
+
     /// Start a fresh moto server on a free port and wait until it answers.
     pub fn start() -> Result<Moto, String> {
         let bin = find_moto().ok_or_else(|| {

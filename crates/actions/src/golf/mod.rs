@@ -18,8 +18,9 @@ pub mod summary;
 
 pub use auth::{AccessToken, AuthConfig, AuthError, GolfCredentials, GolfSession, GolferIdentity, JwtRejection};
 pub use booking::{
-    Booker, BookingConfirmation, BookingIntent, BookingKey, BookingLedger, BookingOutcome, BookingPath, InMemoryLedger,
-    IntentOutcome, LedgerEntry, LedgerError, LedgerState,
+    AttemptId, Booker, BookingConfirmation, BookingError, BookingIntent, BookingKey, BookingLedger, BookingOutcome,
+    BookingPath, BookingPolicy, ClaimOutcome, InMemoryLedger, Lease, LedgerEntry, LedgerError, LedgerState,
+    Verification,
 };
 pub use client::{GolfClient, GolfConfig, GolfError, SearchRequest, Step};
 pub use courses::{Course, CourseApiIds, CourseError, CoursePaths, Courses};

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::args;
 use crate::golf::summary::{booking_text, reservations_text, tee_times_text};
-use crate::golf::{Booker, Course, Courses, GolfCredentials, GolfError, Holes, SearchRequest};
+use crate::golf::{Booker, BookingError, Course, Courses, GolfCredentials, GolfError, Holes, SearchRequest};
 
 pub struct GolfAction {
     booker: Booker,
@@ -63,21 +63,44 @@ impl GolfAction {
     }
 }
 
-fn map_err(e: GolfError, course: &Course) -> WebActionError {
+fn map_err(e: GolfError) -> WebActionError {
     if e.is_conflict() {
-        let mut err = WebActionError::conflict(e.to_string());
-        err.notifications.push(NotifyPayload {
-            title: Some(format!("Not booked: {}", course.name)),
-            priority: Some(Priority::try_from(4).unwrap_or(Priority::DEFAULT)),
-            tags: vec!["warning".into()],
-            ..NotifyPayload::text(e.to_string())
-        });
-        err
+        WebActionError::conflict(e.to_string())
     } else if e.is_transient() {
         WebActionError::transient(e.to_string())
     } else {
         WebActionError::permanent(e.to_string())
     }
+}
+
+fn warning(title: String, text: String, course: &Course) -> NotifyPayload {
+    NotifyPayload {
+        priority: Some(Priority::try_from(4).unwrap_or(Priority::DEFAULT)),
+        tags: vec!["warning".into(), "golf".into()],
+        ..notify(title, text, course)
+    }
+}
+
+/// A booking that did not happen says so on the phone: a conflict, a refusal, no tee
+/// time in the window, a key on hold. One that is only not finished yet (a retry or a
+/// lookup to come) stays quiet until it is.
+fn map_booking_err(e: BookingError, course: &Course) -> WebActionError {
+    let text = e.to_string();
+    let mut err = if e.is_conflict() {
+        WebActionError::conflict(text.clone())
+    } else if let Some(after) = e.retry_after() {
+        return WebActionError::later(text, after);
+    } else if e.is_transient() {
+        return WebActionError::transient(text);
+    } else {
+        WebActionError::permanent(text.clone())
+    };
+    let title = match e {
+        BookingError::Held { .. } => format!("Booking on hold: {}", course.name),
+        _ => format!("Not booked: {}", course.name),
+    };
+    err.notifications.push(warning(title, text, course));
+    err
 }
 
 fn search_request(req: &WebActionRequest) -> Result<SearchRequest, WebActionError> {
@@ -134,7 +157,7 @@ impl WebActionHandler for GolfAction {
         match req.operation.as_deref().unwrap_or("search_tee_times") {
             "search_tee_times" => {
                 let s = search_request(req)?;
-                let slots = client.search_tee_times(course, &creds, &s).await.map_err(|e| map_err(e, course))?;
+                let slots = client.search_tee_times(course, &creds, &s).await.map_err(map_err)?;
                 let text = tee_times_text(course, &s, &slots, 12);
                 Ok(WebActionOutput {
                     output: json!({"course": course.id, "search": s, "tee_times": slots}),
@@ -144,7 +167,7 @@ impl WebActionHandler for GolfAction {
                 })
             }
             "fetch_reservations" => {
-                let r = client.fetch_reservations(course, &creds).await.map_err(|e| map_err(e, course))?;
+                let r = client.fetch_reservations(course, &creds).await.map_err(map_err)?;
                 let text = reservations_text(course, &r, 10);
                 Ok(WebActionOutput {
                     output: json!({"course": course.id, "reservations": r}),
@@ -162,7 +185,7 @@ impl WebActionHandler for GolfAction {
                     .booker
                     .book(&key()?, course, &creds, tee_sheet_id, players, holes(req)?)
                     .await
-                    .map_err(|e| map_err(e, course))?;
+                    .map_err(|e| map_booking_err(e, course))?;
                 let text = booking_text(course, &out);
                 Ok(WebActionOutput {
                     output: json!({"course": course.id, "confirmation": out.confirmation, "path": out.path}),
@@ -173,7 +196,8 @@ impl WebActionHandler for GolfAction {
             }
             "auto_book" => {
                 let s = search_request(req)?;
-                let out = self.booker.auto_book(&key()?, course, &creds, &s).await.map_err(|e| map_err(e, course))?;
+                let out =
+                    self.booker.auto_book(&key()?, course, &creds, &s).await.map_err(|e| map_booking_err(e, course))?;
                 let text = booking_text(course, &out);
                 Ok(WebActionOutput {
                     output: json!({"course": course.id, "search": s, "confirmation": out.confirmation, "path": out.path}),

@@ -13,7 +13,8 @@ use rez_testkit::Moto;
 pub const REGION: &str = "us-east-1";
 
 pub async fn clients() -> Clients {
-    Clients::for_endpoint(Moto::shared().endpoint(), REGION).await
+    // DynamoDB calls one at a time, so races on conditional writes behave as on DynamoDB.
+    Clients::for_endpoint(Moto::shared_serialized().endpoint(), REGION).await
 }
 
 /// A unique prefix, so tests sharing one emulator never see each other's resources.
@@ -29,6 +30,11 @@ pub async fn deployment() -> (Clients, Names) {
 
 pub async fn store() -> AwsStore {
     let (clients, names) = deployment().await;
+    store_on(clients, names)
+}
+
+/// A store over an existing deployment (tests that also reach the tables directly).
+pub fn store_on(clients: Clients, names: Names) -> AwsStore {
     let config = QueueConfig { backoff_base: Duration::from_millis(100), backoff_max: Duration::from_millis(400) };
     AwsStore::new(clients, names, Arc::new(SystemClock), config)
 }

@@ -7,9 +7,10 @@ use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use rez_aws::AwsStore;
 use rez_core::auth::{ApiKeyId, ApiKeyRecord, Scope};
-use rez_core::booking::{BookingIntent, BookingKey, BookingLedger, IntentOutcome, LedgerState};
+use rez_core::booking::{AttemptId, BookingIntent, BookingKey, BookingLedger, ClaimOutcome, Lease, LedgerState};
 use rez_core::clock::{Clock, SystemClock};
 use rez_core::ports::{ApiKeyStore, ResultStore};
 use rez_core::web_action::{RESULT_TTL, ResultStatus, WebActionResult};
@@ -119,43 +120,89 @@ fn intent() -> BookingIntent {
     }
 }
 
-/// DynamoDB evaluates a conditional write atomically; moto 5.2.5 does not (two racing
-/// conditional puts on one key can both succeed there: seen in CI), so this race runs
-/// only against a real endpoint (`REZ_TEST_AWS_ENDPOINT=… -- --ignored`). The condition
-/// itself is checked sequentially by the port suite (`booking_ledger_admits_one_intent`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "moto's conditional writes are not atomic under concurrency; run against DynamoDB"]
-async fn concurrent_intents_on_one_key_admit_exactly_one() {
-    let s = Arc::new(common::store().await);
-    let key = BookingKey::new("msg_race").unwrap();
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let (s, key) = (Arc::clone(&s), key.clone());
-            tokio::spawn(async move { s.record_intent(&key, &intent()).await.unwrap() })
-        })
-        .collect();
-    let mut new = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            IntentOutcome::New => new += 1,
-            IntentOutcome::Pending(_) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    assert_eq!(new, 1);
+fn lease(secs: i64) -> Lease {
+    Lease { attempt: AttemptId::new(now()), until: now() + chrono::TimeDelta::seconds(secs) }
 }
 
+/// A row whose parts cannot be decoded holds the key: it is never claimed, and nothing
+/// can be written over it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_failed_before_any_intent_admits_one_later() {
-    let s: AwsStore = common::store().await;
-    let key = BookingKey::new("msg_early_failure").unwrap();
-    s.mark_failed(&key, "no credentials").await.unwrap();
-    let e = s.get(&key).await.unwrap().unwrap();
-    assert_eq!((e.intent, e.state), (None, LedgerState::Failed { error: "no credentials".into() }));
-    let i = intent();
-    assert_eq!(s.record_intent(&key, &i).await.unwrap(), IntentOutcome::New);
-    let e = s.get(&key).await.unwrap().unwrap();
-    assert_eq!((e.intent, e.state), (Some(i), LedgerState::Pending));
+async fn an_unreadable_item_holds_the_key() {
+    let (clients, names) = common::deployment().await;
+    let s = common::store_on(clients.clone(), names.clone());
+    let key = BookingKey::new("msg_corrupt").unwrap();
+    let a = lease(60);
+    assert_eq!(s.claim(&key, &a, now()).await.unwrap(), ClaimOutcome::Claimed(None));
+    assert!(s.record_intent(&key, &a.attempt, &intent()).await.unwrap());
+    // The intent is damaged in storage (a bad write, a hand edit, an old format).
+    clients
+        .dynamodb
+        .update_item()
+        .table_name(&names.ledger_table)
+        .key("key", AttributeValue::S(key.as_str().into()))
+        .update_expression("SET #intent = :bad REMOVE lease_attempt, lease_until_ms")
+        .expression_attribute_names("#intent", "intent")
+        .expression_attribute_values(":bad", AttributeValue::S("{\"course_id\": 12".into()))
+        .send()
+        .await
+        .unwrap();
+    let entry = s.get(&key).await.unwrap().unwrap();
+    assert!(matches!(entry.state, LedgerState::Unreadable { ref reason } if reason.starts_with("intent")), "{entry:?}");
+    let b = lease(60);
+    assert!(matches!(s.claim(&key, &b, now()).await.unwrap(), ClaimOutcome::Unreadable(_)));
+    assert!(!s.mark_failed(&key, &b.attempt, "x").await.unwrap());
+    assert!(matches!(s.get(&key).await.unwrap().unwrap().state, LedgerState::Unreadable { .. }), "unchanged");
+}
+
+/// Items written before leases existed (no `rev`, no lease) are claimed like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_from_before_leases_is_claimed() {
+    let (clients, names) = common::deployment().await;
+    let s = common::store_on(clients.clone(), names.clone());
+    let key = BookingKey::new("msg_old").unwrap();
+    let old = intent();
+    let body = serde_json::to_string(&old).unwrap();
+    clients
+        .dynamodb
+        .put_item()
+        .table_name(&names.ledger_table)
+        .item("key", AttributeValue::S(key.as_str().into()))
+        .item("state", AttributeValue::S("pending".into()))
+        .item("intent", AttributeValue::S(body))
+        .item("updated_ms", AttributeValue::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+    let a = lease(60);
+    let ClaimOutcome::Claimed(Some(before)) = s.claim(&key, &a, now()).await.unwrap() else { panic!("claimed") };
+    assert_eq!((before.state, before.intent), (LedgerState::Pending, Some(old)));
+    assert!(matches!(s.claim(&key, &lease(60), now()).await.unwrap(), ClaimOutcome::Held { .. }));
+}
+
+/// Two deliveries of one booking at once, many times over, through the claim and the
+/// intent: exactly one goes ahead each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_on_one_key_admit_exactly_one() {
+    let s = Arc::new(common::store().await);
+    for round in 0..25 {
+        let key = BookingKey::new(format!("msg_race_{round}")).unwrap();
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                let (s, key, l) = (Arc::clone(&s), key.clone(), lease(60));
+                tokio::spawn(async move {
+                    let claimed = matches!(s.claim(&key, &l, now()).await.unwrap(), ClaimOutcome::Claimed(_));
+                    let wrote = s.record_intent(&key, &l.attempt, &intent()).await.unwrap();
+                    (claimed, wrote)
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        results.sort();
+        assert_eq!(results, vec![(false, false), (true, true)], "round {round}");
+    }
 }
 
 // ------------------------------------------------------------------------ schedules
@@ -279,15 +326,10 @@ async fn the_due_index_follows_status_and_the_flexible_window() {
     assert_eq!(s.next_due().await.unwrap(), None);
 }
 
-/// Ignored on moto: its `TransactWriteItems` is not isolated. A transaction snapshots
-/// each table it touches and, when cancelled, puts the snapshot back, wiping out any
-/// transaction that committed in between (moto 5.2.5, `dynamodb/models/__init__.py`), so
-/// concurrent firings there can apply twice. DynamoDB's transactions are serializable.
-/// Run it against real DynamoDB with `REZ_TEST_AWS_ENDPOINT=... cargo test -- --ignored`;
-/// `a_replayed_plan_is_stale_even_with_a_fresh_message` checks the same outcomes one
-/// firing after the other.
+/// moto's own `TransactWriteItems` is not isolated (a cancelled transaction puts back a
+/// snapshot over one that committed meanwhile, moto 5.2.5); the tests' proxy passes
+/// DynamoDB calls on one at a time, which gives the isolation DynamoDB guarantees.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "moto's transactions are not isolated under concurrency; run against DynamoDB"]
 async fn racing_firings_of_one_plan_apply_once() {
     let s = Arc::new(common::store().await);
     let sc = schedule("race", "rate(1 hour)");

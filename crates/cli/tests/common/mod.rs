@@ -120,6 +120,15 @@ pub async fn world() -> WorldRig {
     config.noaa_url = url::Url::parse(&noaa.url()).expect("noaa url");
     config.noaa_user_agent = "rez_agent tests (tests@example.com)".into();
     config.courses_file = Some(courses);
+    // Golf timing 20 times faster than production (30 s client timeout, lookups 30 s…10
+    // min after an uncertain reserve), and a short wait inside one delivery, so that a
+    // pending lookup hands the message back to the queue.
+    config.golf.request_timeout = Duration::from_millis(1500);
+    config.golf.booking = rez_actions::golf::BookingPolicy {
+        lease: Duration::from_secs(15),
+        verify_after: [1500, 3000, 6000, 15_000, 30_000].map(Duration::from_millis).to_vec(),
+        max_wait: Duration::from_millis(500),
+    };
     let store = rez_cli::wiring::open_store(&config).expect("store");
     let creds = serde_json::json!({"username": FAKE_USERNAME, "password": FAKE_PASSWORD}).to_string();
     store.put_secret("golf/birdsfoot", &SecretValue::new(creds)).await.expect("credentials");

@@ -95,7 +95,8 @@ async fn handle_record(function: Function, app: &App, handler: &dyn Handler, rec
     };
     let s = &app.services;
     match pool::process(&*s.queues, handler, &s.metrics, delivery, app.settings.handler_timeout).await {
-        Outcome::Completed | Outcome::DeadLettered => true,
+        // A deferred delivery was replaced by a delayed copy: this record is done.
+        Outcome::Completed | Outcome::Deferred | Outcome::DeadLettered => true,
         Outcome::Retrying | Outcome::Stale => false,
     }
 }

@@ -6,6 +6,8 @@ pub mod notify;
 pub mod pool;
 pub mod web_action;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use rez_core::Message;
 use rez_core::notify::NotifyPayload;
@@ -17,15 +19,23 @@ use rez_core::ports::{AttemptOutcome, FailureKind};
 pub struct HandlerError {
     pub kind: FailureKind,
     pub message: String,
+    /// Not a failure: the handler made progress and its next step is due after this
+    /// long, so the delivery is deferred (`Queues::defer`) instead of failed.
+    pub defer: Option<Duration>,
 }
 
 impl HandlerError {
     pub fn transient(message: impl Into<String>) -> Self {
-        Self { kind: FailureKind::Transient, message: message.into() }
+        Self { kind: FailureKind::Transient, message: message.into(), defer: None }
     }
 
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { kind: FailureKind::Permanent, message: message.into() }
+        Self { kind: FailureKind::Permanent, message: message.into(), defer: None }
+    }
+
+    /// Deliver the message again after `after`, without counting this receive.
+    pub fn later(message: impl Into<String>, after: Duration) -> Self {
+        Self { defer: Some(after), ..Self::transient(message) }
     }
 }
 

@@ -261,6 +261,17 @@ pub async fn process(
                 Outcome::Stale
             }
         },
+        Err(err) if let Some(delay) = err.defer => {
+            tracing::info!(message_id = %id, queue = %d.queue, delay_ms = delay.as_millis() as u64, reason = %err.message, "handler deferred the delivery");
+            match queues.defer(&d, delay).await {
+                Ok(()) => Outcome::Deferred,
+                Err(StoreError::Conflict(_)) => Outcome::Stale,
+                Err(e) => {
+                    tracing::error!(message_id = %id, error = %e, "could not defer; it will be redelivered");
+                    Outcome::Stale
+                }
+            }
+        }
         Err(err) => {
             tracing::warn!(message_id = %id, queue = %d.queue, receive_count = d.receive_count, error = %err.message, "handler failed");
             match queues.fail(&d, &err.message, err.kind).await {
@@ -349,6 +360,9 @@ mod tests {
         }
         async fn release(&self, _: &Delivery) -> StoreResult<()> {
             unreachable!("the pool never releases")
+        }
+        async fn defer(&self, _: &Delivery, _: Duration) -> StoreResult<()> {
+            unreachable!("the test handler does not defer")
         }
         async fn wait_for_work(&self, _queue: QueueName, timeout: Duration) {
             tokio::time::sleep(timeout.min(Duration::from_millis(100))).await;

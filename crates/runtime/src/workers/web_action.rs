@@ -124,6 +124,11 @@ impl Handler for WebActionWorker {
                 tracing::info!(message_id = %message.id, action, operation, ms = result.execution_time_ms, "web action done");
                 Ok(Handled::Done)
             }
+            // Not finished, and not a failure: no result until it is.
+            Err(e) if let Some(after) = e.retry_after.filter(|_| e.kind == WebActionErrorKind::Transient) => {
+                tracing::info!(message_id = %message.id, action, operation, retry_after_ms = after.as_millis() as u64, reason = %e.message, "web action continues later");
+                Err(HandlerError::later(e.message, after))
+            }
             Err(e) => {
                 result.error_message = Some(e.message.clone());
                 result.status =
