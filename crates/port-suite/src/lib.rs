@@ -464,6 +464,8 @@ pub async fn schedules_crud_and_versioning(s: Arc<dyn Store>) {
         s.list_schedules(&ScheduleFilter { limit: 3, cursor: first.next_cursor, ..Default::default() }).await.unwrap();
     assert_eq!(rest.items.len(), 2);
     assert!(rest.next_cursor.is_none());
+    // The count behind the schedule limit (SPEC §8): every status but deleted.
+    assert_eq!(s.count_schedules().await.unwrap(), 5);
 }
 
 pub async fn due_schedules_in_order(s: Arc<dyn Store>) {
