@@ -4,6 +4,7 @@
 //! (`provision`).
 
 mod functions;
+mod metrics;
 #[cfg(test)]
 mod permissions;
 mod serve;

@@ -24,7 +24,10 @@
 //!   with the operator's own credentials, never by a function);
 //! - schedules are mirrored in EventBridge Scheduler (create, update, get, delete) with
 //!   the scheduler execution role passed to the service;
-//! - every function writes to its own log group (Lambda does, with the function's role).
+//! - every function writes to its own log group, and trace segments to X-Ray when the
+//!   template's `TracingMode` is `Active` (Lambda does both, with the function's role;
+//!   X-Ray has no resource-level permissions, hence its `*`). Metrics are embedded in log
+//!   lines (`metrics.rs`), so no function calls CloudWatch.
 
 use crate::settings::Function;
 
@@ -32,6 +35,7 @@ use crate::settings::Function;
 pub type Grant = (&'static str, &'static str);
 
 const LOGS: [&str; 2] = ["logs:CreateLogStream", "logs:PutLogEvents"];
+const XRAY: [&str; 2] = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"];
 
 const ALL_TOPICS: [&str; 4] = ["WebActionsTopic", "NotificationsTopic", "ScheduleCreationTopic", "AgentResponseTopic"];
 const ALL_QUEUES: [&str; 4] = ["WebActionsQueue", "NotificationsQueue", "ScheduleCreationQueue", "AgentResponseQueue"];
@@ -87,6 +91,7 @@ pub fn grants(function: Function) -> Vec<Grant> {
     use Function::*;
     let mut g = Vec::new();
     each(&mut g, &LOGS, &[log_group(function)]);
+    each(&mut g, &XRAY, &["*"]);
     // Every function reads and rewrites message items.
     each(&mut g, &["dynamodb:GetItem", "dynamodb:PutItem"], &["MessagesTable"]);
     // Submitting messages (api, mcp; the webaction's follow-up notifications; the
@@ -201,6 +206,27 @@ mod tests {
             );
             assert_eq!(g.contains(&("secretsmanager:GetSecretValue", NTFY_TOKEN)), f == Function::Processor, "{f:?}");
             assert_eq!(g.contains(&("secretsmanager:GetSecretValue", GOLF_SECRETS)), f == Function::WebAction, "{f:?}");
+        }
+    }
+
+    /// What a function loads at start-up is what its role lets it read.
+    #[test]
+    fn each_function_loads_the_secrets_its_role_may_read() {
+        use crate::wiring::Loads;
+        for f in Function::ALL {
+            let g = grants(f);
+            let loads = Loads::for_function(f);
+            assert_eq!(loads.admin_key, g.contains(&("secretsmanager:GetSecretValue", "AdminApiKeySecret")), "{f:?}");
+            assert_eq!(loads.notifier, g.contains(&("secretsmanager:GetSecretValue", NTFY_TOKEN)), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn only_x_ray_has_a_wildcard_resource() {
+        for f in Function::ALL {
+            for (action, resource) in grants(f) {
+                assert!(resource != "*" || action.starts_with("xray:"), "{f:?}: {action} on *");
+            }
         }
     }
 }
