@@ -32,7 +32,19 @@ impl Clients {
 
     /// Clients for an emulator at `endpoint` with fixed test credentials.
     pub async fn for_endpoint(endpoint: &str, region: &str) -> Self {
-        let creds = aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "rez-static");
+        Self::for_endpoint_as(endpoint, region, "testing", "testing").await
+    }
+
+    /// Clients for an emulator at `endpoint` signing as the given access key (an
+    /// emulator that enforces IAM knows its users by their keys).
+    pub async fn for_endpoint_as(endpoint: &str, region: &str, access_key_id: &str, secret_access_key: &str) -> Self {
+        let creds = aws_sdk_dynamodb::config::Credentials::new(
+            access_key_id.to_owned(),
+            secret_access_key.to_owned(),
+            None,
+            None,
+            "rez-static",
+        );
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(aws_config::Region::new(region.to_owned()))

@@ -21,6 +21,7 @@ pub mod inbox;
 pub mod keys;
 pub mod ledger;
 pub mod messages;
+pub mod policies;
 pub mod provision;
 pub mod queues;
 pub mod results;

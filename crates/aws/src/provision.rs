@@ -21,6 +21,7 @@ use rez_core::routing::{QueueName, Topic};
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::config::QueueAddress;
+use crate::policies::Resolver;
 use crate::{Clients, Names};
 
 /// The CloudFormation template of the deployment.
@@ -390,10 +391,34 @@ fn key_schema(key: &[(String, String)]) -> Result<Vec<KeySchemaElement>, Provisi
 /// Create every resource for `prefix` (e.g. `rez-dev`, or a unique test prefix) and
 /// return their names.
 pub async fn provision(clients: &Clients, prefix: &str, stage: &str) -> Result<Names, ProvisionError> {
+    Ok(provision_resolved(clients, prefix, stage).await?.0)
+}
+
+/// [`provision`], and what the template's intrinsics resolve to for the resources it
+/// created (`!Ref` and `!GetAtt X.Arn` per logical id, the stage and the emulator's
+/// pseudo parameters), for turning the roles' policies into concrete documents.
+pub async fn provision_resolved(
+    clients: &Clients,
+    prefix: &str,
+    stage: &str,
+) -> Result<(Names, Resolver), ProvisionError> {
     let mut names = Names::for_prefix(prefix, stage);
+    let mut resolver = Resolver::default();
+    let region = clients.dynamodb.config().region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+    for (k, v) in [
+        ("AWS::Partition", "aws"),
+        ("AWS::Region", region.as_str()),
+        ("AWS::AccountId", EMULATOR_ACCOUNT_ID),
+        ("AWS::URLSuffix", "amazonaws.com"),
+        ("Stage", stage),
+    ] {
+        resolver.variables.insert(k.to_owned(), v.to_owned());
+    }
     for spec in &table_specs()? {
         let name = physical_name(&spec.name_pattern, prefix);
-        create_table(clients, &name, spec).await?;
+        let arn = create_table(clients, &name, spec).await?;
+        resolver.refs.insert(spec.logical_id.clone(), name.clone());
+        resolver.arns.insert(spec.logical_id.clone(), arn);
         match spec.logical_id.as_str() {
             "MessagesTable" => names.messages_table = name,
             "IdempotencyTable" => names.idempotency_table = name,
@@ -418,6 +443,7 @@ pub async fn provision(clients: &Clients, prefix: &str, stage: &str) -> Result<N
             .await
             .map_err(|e| aws("sns create_topic", e))?;
         topic_arns.insert(spec.logical_id.clone(), out.topic_arn().unwrap_or_default().to_owned());
+        resolver.refs.insert(spec.logical_id.clone(), out.topic_arn().unwrap_or_default().to_owned());
     }
 
     // Queues: DLQs (no redrive policy) first, then the queues that redrive to them.
@@ -436,6 +462,8 @@ pub async fn provision(clients: &Clients, prefix: &str, stage: &str) -> Result<N
         };
         let url = create_queue(clients, &physical_name(&spec.name_pattern, prefix), spec, redrive).await?;
         let arn = queue_arn(clients, &url).await?;
+        resolver.refs.insert(spec.logical_id.clone(), url.clone());
+        resolver.arns.insert(spec.logical_id.clone(), arn.clone());
         queue_addrs.insert(spec.logical_id.clone(), (url, arn));
     }
 
@@ -478,18 +506,29 @@ pub async fn provision(clients: &Clients, prefix: &str, stage: &str) -> Result<N
     }
 
     names.schedule_group = physical_name(&schedule_group_pattern()?, prefix);
-    clients
+    let group = clients
         .scheduler
         .create_schedule_group()
         .name(&names.schedule_group)
         .send()
         .await
         .map_err(|e| aws("scheduler create_schedule_group", e))?;
-    names.scheduler_role_arn = format!("arn:aws:iam::123456789012:role/{prefix}-scheduler");
-    Ok(names)
+    for (id, _) in resources_of("AWS::Scheduler::ScheduleGroup")? {
+        resolver.refs.insert(id.clone(), names.schedule_group.clone());
+        resolver.arns.insert(id, group.schedule_group_arn().to_owned());
+    }
+    // The role EventBridge Scheduler would assume: named, not created (the emulator
+    // never fires schedules).
+    names.scheduler_role_arn = format!("arn:aws:iam::{EMULATOR_ACCOUNT_ID}:role/{prefix}-scheduler");
+    resolver.arns.insert("SchedulerExecutionRole".to_owned(), names.scheduler_role_arn.clone());
+    Ok((names, resolver))
 }
 
-async fn create_table(clients: &Clients, name: &str, spec: &TableSpec) -> Result<(), ProvisionError> {
+/// The account id moto gives every resource.
+pub const EMULATOR_ACCOUNT_ID: &str = "123456789012";
+
+/// Create the table; its ARN.
+async fn create_table(clients: &Clients, name: &str, spec: &TableSpec) -> Result<String, ProvisionError> {
     let mut req = clients.dynamodb.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
     for (attr, kind) in &spec.attributes {
         req = req.attribute_definitions(
@@ -513,7 +552,12 @@ async fn create_table(clients: &Clients, name: &str, spec: &TableSpec) -> Result
                 .map_err(|e| aws("index", e))?,
         );
     }
-    req.send().await.map_err(|e| aws(&format!("dynamodb create_table {name}"), e))?;
+    let out = req.send().await.map_err(|e| aws(&format!("dynamodb create_table {name}"), e))?;
+    let arn = out
+        .table_description()
+        .and_then(|t| t.table_arn())
+        .map(str::to_owned)
+        .ok_or_else(|| ProvisionError::Aws(format!("dynamodb create_table {name}: no ARN")))?;
     if let Some(attr) = &spec.ttl_attribute {
         clients
             .dynamodb
@@ -530,7 +574,7 @@ async fn create_table(clients: &Clients, name: &str, spec: &TableSpec) -> Result
             .await
             .map_err(|e| aws("dynamodb update_time_to_live", e))?;
     }
-    Ok(())
+    Ok(arn)
 }
 
 async fn create_queue(

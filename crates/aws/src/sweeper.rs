@@ -51,6 +51,14 @@ pub async fn sweep_created(store: &AwsStore, older_than: chrono::Duration, limit
     Ok(published)
 }
 
+/// What the sweeper reads of a DLQ copy: the message and the attempt it was sent for.
+#[derive(serde::Deserialize)]
+struct DlqCopy {
+    id: MessageId,
+    #[serde(default)]
+    retry_count: u32,
+}
+
 /// Receives spent per DLQ by [`sweep_dead_letter_queues`].
 const DLQ_ROUNDS: usize = 10;
 
@@ -63,7 +71,7 @@ const DLQ_ROUNDS: usize = 10;
 /// messages it recorded.
 pub async fn sweep_dead_letter_queues(store: &AwsStore) -> StoreResult<u64> {
     use crate::messages::{DeadLetterInfo, modify};
-    use crate::queues::{Envelope, change_visibility, delete_quietly, url};
+    use crate::queues::{change_visibility, delete_quietly, url};
     use rez_core::ports::MAX_RECEIVES;
     use rez_core::routing::{QueueName, primary_queue};
 
@@ -90,12 +98,21 @@ pub async fn sweep_dead_letter_queues(store: &AwsStore) -> StoreResult<u64> {
             }
             for m in msgs {
                 let Some(receipt) = m.receipt_handle else { continue };
-                let Some(id) = m.body.as_deref().and_then(|b| serde_json::from_str::<Envelope>(b).ok()).map(|e| e.id)
-                else {
+                let Some(copy) = m.body.as_deref().and_then(|b| serde_json::from_str::<DlqCopy>(b).ok()) else {
                     held.push(receipt);
                     continue;
                 };
+                let id = copy.id;
+                let mut stale = false;
+                // Conditional on the stored revision (`modify`), and on the copy being of
+                // the message's current attempt: a copy left from before a retry or
+                // redrive (its retry count is lower) must not dead-letter the message
+                // again while it is queued or in flight.
                 let changed = modify(store, &id, |rec| {
+                    if copy.retry_count < rec.message.retry_count {
+                        stale = true;
+                        return Ok(false);
+                    }
                     if rec.dead_letter.is_some() || rec.message.status == Status::Completed {
                         return Ok(false);
                     }
@@ -120,6 +137,10 @@ pub async fn sweep_dead_letter_queues(store: &AwsStore) -> StoreResult<u64> {
                 .await?;
                 match changed {
                     None => delete_quietly(store, queue, true, &receipt).await,
+                    Some(_) if stale => {
+                        tracing::info!(message_id = %id, queue = %queue, "dropped a DLQ copy older than the message's last retry");
+                        delete_quietly(store, queue, true, &receipt).await;
+                    }
                     Some((rec, written)) => {
                         if written {
                             tracing::warn!(message_id = %id, queue = %queue, "recorded a message SQS dead-lettered");

@@ -134,6 +134,20 @@ impl fmt::Display for CreatedBy {
     }
 }
 
+/// The most a message may weigh as published: SNS and SQS carry at most 256 KiB per
+/// message, attributes included (locally the same limit holds, so both deployments accept
+/// the same messages).
+pub const MAX_PUBLISHED_BYTES: usize = 256 * 1024;
+
+/// What the intake keeps free below [`MAX_PUBLISHED_BYTES`]: the transport's message
+/// attributes and what a message gains after it is accepted (the error text of a failed
+/// attempt, at most 2,000 characters, JSON-escaped; its status and retry count), so every
+/// later send of it (a retry, a redrive, a DLQ copy) still fits.
+pub const PUBLISH_HEADROOM_BYTES: usize = 12 * 1024;
+
+/// The largest message, as published, that the intake accepts.
+pub const MAX_ACCEPTED_PUBLISHED_BYTES: usize = MAX_PUBLISHED_BYTES - PUBLISH_HEADROOM_BYTES;
+
 /// A stored message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Message {
@@ -161,6 +175,12 @@ pub struct Message {
 }
 
 impl Message {
+    /// Bytes of the message as it is published (its JSON document, the body of the SNS
+    /// and SQS messages).
+    pub fn published_bytes(&self) -> usize {
+        serde_json::to_vec(self).map_or(usize::MAX, |v| v.len())
+    }
+
     /// A new message in status `created`, minted at `now`.
     pub fn create(new: NewMessage, created_by: CreatedBy, now: Timestamp) -> Self {
         Self {

@@ -7,6 +7,9 @@
 
 #[path = "../tests/lambda/common.rs"]
 mod common;
+#[path = "../tests/lambda/iam.rs"]
+#[allow(dead_code)]
+mod iam;
 
 use std::time::Instant;
 

@@ -4,6 +4,9 @@
 //! (`provision`).
 
 mod functions;
+mod metrics;
+#[cfg(test)]
+mod permissions;
 mod serve;
 mod settings;
 mod wiring;
@@ -12,7 +15,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::settings::Function;
-use crate::wiring::App;
+use crate::wiring::{App, Loads};
 
 #[derive(Parser)]
 #[command(name = "rez-lambda", version, about = "rez_agent on AWS Lambda, or as a container against AWS")]
@@ -83,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
                 let names: Vec<_> = Function::ALL.iter().map(|f| f.as_str()).collect();
                 format!("REZ_FUNCTION={raw} is not one of {}", names.join(", "))
             })?;
-            let app = App::from_env().await?;
+            let app = App::from_env(Loads::for_function(function)).await?;
             tracing::info!(function = function.as_str(), "function ready");
             functions::run(function, app).await.map_err(|e| anyhow::anyhow!(e))
         }

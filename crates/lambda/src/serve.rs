@@ -18,13 +18,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::functions;
 use crate::settings::Function;
-use crate::wiring::App;
+use crate::wiring::{App, Loads};
 
 /// SQS's longest receive wait.
 const LONG_POLL_SECONDS: i32 = 20;
 
 pub async fn serve(bind: SocketAddr) -> anyhow::Result<()> {
-    let app = App::from_env().await?;
+    let app = App::from_env(Loads::ALL).await?;
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
     for (function, queue) in [

@@ -21,10 +21,37 @@ use rez_runtime::Services;
 use rez_runtime::services::Ports;
 use rez_runtime::tools::{CourseInfo, ToolOptions, ToolRegistry};
 
-use crate::settings::Settings;
+use crate::settings::{Function, Settings};
 
 /// How long fetched secrets are served from memory.
 pub const SECRET_TTL: Duration = Duration::from_secs(300);
+
+/// Which secrets a process reads at start-up. Each function reads only those it uses, so
+/// its role needs no other secret (the admin key in api and mcp, the ntfy token in the
+/// processor; golf credentials are read per booking by the webaction handlers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loads {
+    /// The admin API key (`REZ_API_KEY` or the `REZ_ADMIN_KEY_SECRET` secret): requests
+    /// are authenticated only where HTTP arrives.
+    pub admin_key: bool,
+    /// The ntfy push client and its token secret: only the notification processor pushes.
+    pub notifier: bool,
+}
+
+impl Loads {
+    /// Everything: `rez-lambda serve` runs every function in one process.
+    pub const ALL: Loads = Loads { admin_key: true, notifier: true };
+
+    pub fn for_function(function: Function) -> Self {
+        match function {
+            Function::Api | Function::Mcp => Loads { admin_key: true, notifier: false },
+            Function::Processor => Loads { admin_key: false, notifier: true },
+            Function::WebAction | Function::Scheduler | Function::Sweeper => {
+                Loads { admin_key: false, notifier: false }
+            }
+        }
+    }
+}
 
 /// The adapters and services of one process.
 #[derive(Clone)]
@@ -38,24 +65,27 @@ pub struct App {
 
 impl App {
     /// Everything from the environment: resource names, settings, SDK clients.
-    pub async fn from_env() -> anyhow::Result<Self> {
+    pub async fn from_env(loads: Loads) -> anyhow::Result<Self> {
         let names = Names::from_env().context("resource names")?;
         let settings = Settings::from_env()?;
         let clients = Clients::from_env().await;
-        Self::build(settings, clients, names).await
+        Self::build(settings, clients, names, loads).await
     }
 
-    pub async fn build(settings: Settings, clients: Clients, names: Names) -> anyhow::Result<Self> {
+    pub async fn build(settings: Settings, clients: Clients, names: Names, loads: Loads) -> anyhow::Result<Self> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let queue_config = QueueConfig { backoff_base: settings.retry_backoff, ..QueueConfig::default() };
         let store = AwsStore::new(clients.clone(), names.clone(), clock.clone(), queue_config);
         let secrets = Arc::new(SecretsManagerStore::new(&clients, &names).with_ttl(SECRET_TTL));
-        let admin_key = match (&settings.admin_key, &settings.admin_key_secret) {
-            (Some(key), _) => Some(key.clone()),
-            (None, Some(id)) => Some(secret_by_id(&clients, id).await.context("reading the admin API key secret")?),
-            (None, None) => None,
+        let admin_key = match (loads.admin_key, &settings.admin_key, &settings.admin_key_secret) {
+            (false, _, _) => None,
+            (true, Some(key), _) => Some(key.clone()),
+            (true, None, Some(id)) => {
+                Some(secret_by_id(&clients, id).await.context("reading the admin API key secret")?)
+            }
+            (true, None, None) => None,
         };
-        let notifier = notifier(&settings, &clients).await?;
+        let notifier = if loads.notifier { notifier(&settings, &clients).await? } else { None };
         let engine = Arc::new(EventBridgeEngine::new(clients.clone(), names.clone()));
         let s = Arc::new(store.clone());
         let ports = Ports {

@@ -2,7 +2,7 @@
 //! the `MessageStore` port. The API, the CLI and (later) MCP tools all come through here.
 
 use rez_core::ValidationError;
-use rez_core::message::{CreatedBy, IdempotencyKey, Message, NewMessage};
+use rez_core::message::{CreatedBy, IdempotencyKey, MAX_ACCEPTED_PUBLISHED_BYTES, Message, NewMessage};
 use rez_core::ports::{StoreError, Submitted};
 use serde_json::Value;
 
@@ -14,6 +14,9 @@ pub enum IntakeError {
     Invalid(#[from] ValidationError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The message's published form would exceed what the transport carries.
+    #[error("the message would be {size} bytes as published; at most {limit} bytes are accepted")]
+    TooLarge { size: usize, limit: usize },
 }
 
 /// Validate `body` and submit it. `header_key` is the `Idempotency-Key` header; if the
@@ -44,6 +47,12 @@ pub async fn submit_json(
 /// Submit an already validated message.
 pub async fn submit(services: &Services, new: NewMessage, created_by: CreatedBy) -> Result<Submitted, IntakeError> {
     let message = Message::create(new, created_by, services.clock.now());
+    // Checked before anything is stored: a message the transport cannot carry would
+    // otherwise be accepted and then never delivered.
+    let size = message.published_bytes();
+    if size > MAX_ACCEPTED_PUBLISHED_BYTES {
+        return Err(IntakeError::TooLarge { size, limit: MAX_ACCEPTED_PUBLISHED_BYTES });
+    }
     let out = services.messages.submit(message).await?;
     match &out {
         Submitted::Created(m) => {

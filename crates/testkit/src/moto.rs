@@ -44,6 +44,20 @@ impl Moto {
 
     /// Start a fresh moto server on a free port and wait until it answers.
     pub fn start() -> Result<Moto, String> {
+        Self::start_with_env(&[])
+    }
+
+    /// Start a fresh moto server that checks IAM permissions: the first
+    /// `initial_unchecked` requests are let through (enough to create an administrator
+    /// and its access key); every later one must be signed with the access key of a
+    /// user created in this moto, and is allowed only if that user's policy allows it.
+    /// See moto's documentation of `INITIAL_NO_AUTH_ACTION_COUNT` and what it does not
+    /// check (resource ARNs are compared only for SQS; conditions are not evaluated).
+    pub fn start_with_iam(initial_unchecked: u32) -> Result<Moto, String> {
+        Self::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", &initial_unchecked.to_string())])
+    }
+
+    fn start_with_env(env: &[(&str, &str)]) -> Result<Moto, String> {
         let bin = find_moto().ok_or_else(|| {
             "moto_server not found: run scripts/test.sh (it installs moto into .tools/aws-venv) \
              or `pip install 'moto[server]'`, or set REZ_MOTO_SERVER"
@@ -62,6 +76,7 @@ impl Moto {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .envs(env.iter().copied())
             .spawn()
             .map_err(|e| format!("starting {}: {e}", bin.display()))?;
         let moto = Moto { endpoint: format!("http://127.0.0.1:{port}"), child: Some(child) };

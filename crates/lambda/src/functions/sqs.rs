@@ -2,7 +2,9 @@
 //! them batches of up to 10 records; each record is processed exactly like a local
 //! worker processes a delivery, and the records that must be retried come back as
 //! `batchItemFailures` (`ReportBatchItemFailures`), so one bad record never makes SQS
-//! redeliver the whole batch.
+//! redeliver the whole batch. Each batch's size and failed records are logged as metrics
+//! (`metrics.rs`), so the error-rate alarms see records that failed without the
+//! invocation failing.
 //!
 //! The scheduler's queue also receives EventBridge Scheduler firings (the schedule's
 //! target input, not a stored message); those are recognised and recorded through
@@ -17,6 +19,7 @@ use rez_runtime::workers::Handler;
 use rez_runtime::workers::pool;
 use serde::Serialize;
 
+use crate::metrics;
 use crate::settings::Function;
 use crate::wiring::App;
 
@@ -34,10 +37,21 @@ pub struct ItemFailure {
 }
 
 pub async fn run(function: Function, app: App, handler: Arc<dyn Handler>) -> Result<(), lambda_runtime::Error> {
+    // Lambda names the function in the environment; the metrics carry it as a dimension.
+    let function_name: Arc<str> =
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| function.as_str().to_owned()).into();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let app = app.clone();
         let handler = handler.clone();
-        async move { Ok::<_, lambda_runtime::Error>(handle_batch(function, &app, &*handler, event.payload.records).await) }
+        let function_name = function_name.clone();
+        async move {
+            let records = event.payload.records;
+            let items = records.len();
+            let response = handle_batch(function, &app, &*handler, records).await;
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            println!("{}", metrics::batch_line(&function_name, items, response.batch_item_failures.len(), now_ms));
+            Ok::<_, lambda_runtime::Error>(response)
+        }
     }))
     .await
 }

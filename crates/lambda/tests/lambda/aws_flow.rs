@@ -151,3 +151,74 @@ async fn a_weather_web_action_ends_with_a_result_in_dynamodb() {
     assert_eq!(d.store.get_message(&id).await.unwrap().unwrap().status, Status::Completed);
     let _ = d.store.stats().await.unwrap();
 }
+
+/// The publishable size is checked where both deployments see it (the intake): a message
+/// whose published form is exactly the accepted maximum is stored, published through SNS
+/// and SQS and delivered; one byte more is refused with 413 and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_at_the_publishable_size_is_delivered_and_one_byte_more_gets_413() {
+    use rez_core::message::{CreatedBy, MAX_ACCEPTED_PUBLISHED_BYTES, Message, NewMessage, Stage};
+    let d = Deployment::new().await;
+    let api = d.start("api").await;
+    let processor = d.start("processor").await;
+    let body_of = |n: usize| json!({"message_type": "notify", "payload": {"message": "big"}, "arguments": {"blob": "x".repeat(n)}});
+    // The published form's size does not depend on the moment or the id (fixed widths).
+    let size_of = |n: usize| {
+        Message::create(NewMessage::from_json(&body_of(n), Stage::Dev).unwrap(), CreatedBy::Api, chrono::Utc::now())
+            .published_bytes()
+    };
+    let at_limit = MAX_ACCEPTED_PUBLISHED_BYTES - size_of(0);
+    assert_eq!(size_of(at_limit), MAX_ACCEPTED_PUBLISHED_BYTES);
+
+    let id = post_message(&api, body_of(at_limit)).await;
+    let event = d.receive_event(QueueName::Notifications, WAIT).await;
+    assert_eq!(event["Records"].as_array().unwrap().len(), 1, "published and queued");
+    let resp = processor.invoke(event).await;
+    assert!(failures(&resp).is_empty(), "{resp}");
+    assert!(d.ntfy.wait_for(1, WAIT).await);
+    assert_eq!(d.store.get_message(&id).await.unwrap().unwrap().status, Status::Completed);
+
+    let resp = api.invoke(http_event("POST", "/api/messages", Some(&body_of(at_limit + 1)), Some(ADMIN_KEY))).await;
+    let (status, body) = http_response(&resp);
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "message_too_large", "{body}");
+    assert_eq!(body["error"]["details"]["limit"], MAX_ACCEPTED_PUBLISHED_BYTES, "{body}");
+    assert_eq!(body["error"]["details"]["published_bytes"], MAX_ACCEPTED_PUBLISHED_BYTES + 1, "{body}");
+    let all = d.store.list_messages(&rez_core::ports::MessageFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(all.items.len(), 1, "the refused message was not stored");
+}
+
+/// A DLQ copy left from before a redrive (the purge is best effort) must not mark the
+/// redriven message, queued again, as dead-lettered: the sweeper drops the stale copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_dlq_copy_cannot_dead_letter_a_redriven_message_again() {
+    let d = Deployment::new().await;
+    let api = d.start("api").await;
+    let id = post_message(&api, json!({"message_type": "notify", "payload": {"message": "again"}})).await;
+    let event = d.receive_event(QueueName::Notifications, WAIT).await;
+    let first_copy = event["Records"][0]["body"].as_str().unwrap().to_owned();
+    let q = d.names.queue(QueueName::Notifications).unwrap().clone();
+    let to_dlq = |body: String| {
+        let sqs = d.clients.sqs.clone();
+        let url = q.dlq_url.clone();
+        async move { sqs.send_message().queue_url(url).message_body(body).send().await.unwrap() }
+    };
+    // SQS moved it to the DLQ; the sweeper records it; it is redriven.
+    to_dlq(first_copy.clone()).await;
+    assert_eq!(rez_aws::sweeper::sweep_dead_letter_queues(&d.store).await.unwrap(), 1);
+    let (status, body) = http_response(
+        &api.invoke(http_event("POST", "/api/dlq/redrive", Some(&json!({"ids": [id.as_str()]})), Some(ADMIN_KEY)))
+            .await,
+    );
+    assert_eq!(status, 200, "{body}");
+    // A copy from before the redrive that the purge did not find.
+    to_dlq(first_copy).await;
+    assert_eq!(rez_aws::sweeper::sweep_dead_letter_queues(&d.store).await.unwrap(), 0, "not recorded again");
+    let left = d.clients.sqs.receive_message().queue_url(&q.dlq_url).send().await.unwrap();
+    assert!(left.messages().is_empty(), "the stale copy was deleted");
+    let m = d.store.get_message(&id).await.unwrap().unwrap();
+    assert_eq!(m.status, Status::Queued);
+    assert_eq!(m.retry_count, 1);
+    let letters = d.store.dead_letters(Some(QueueName::Notifications), 10, None).await.unwrap();
+    assert!(letters.items.is_empty(), "{:?}", letters.items);
+}

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,8 @@ use rez_core::routing::QueueName;
 use rez_testkit::{FakeLambdaRuntime, FakeNoaa, FakeNtfy, Invocation, Moto};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
+
+use crate::iam::{AccessKey, iam_moto, moto_policy};
 
 pub const REGION: &str = "us-east-1";
 /// The function binary under test (integration tests get it from Cargo).
@@ -29,7 +32,34 @@ pub struct Deployment {
     pub store: AwsStore,
     pub ntfy: FakeNtfy,
     pub noaa: FakeNoaa,
+    /// The emulator the functions talk to.
+    pub endpoint: String,
+    /// On an IAM-enforcing emulator: the functions' principals and secrets.
+    pub iam: Option<IamSetup>,
 }
+
+/// Each function's access key (a user holding that function's role policy) and the
+/// secrets the functions read instead of taking them from the environment.
+pub struct IamSetup {
+    pub keys: BTreeMap<&'static str, AccessKey>,
+    /// Name of the secret holding [`ADMIN_KEY`].
+    pub admin_key_secret: String,
+    /// Name of the secret holding [`NTFY_TOKEN`].
+    pub ntfy_token_secret: String,
+}
+
+/// The ntfy access token of IAM-enforced deployments (read from Secrets Manager).
+pub const NTFY_TOKEN: &str = "tk_rez_test_token";
+
+/// Function name (`REZ_FUNCTION`) → role and log group logical ids in the template.
+pub const FUNCTION_ROLES: [(&str, &str, &str); 6] = [
+    ("api", "ApiRole", "ApiLogGroup"),
+    ("mcp", "McpRole", "McpLogGroup"),
+    ("processor", "ProcessorRole", "ProcessorLogGroup"),
+    ("webaction", "WebActionRole", "WebActionLogGroup"),
+    ("scheduler", "SchedulerRole", "SchedulerLogGroup"),
+    ("sweeper", "SweeperRole", "SweeperLogGroup"),
+];
 
 /// One function process and its Runtime API.
 pub struct Function {
@@ -40,28 +70,110 @@ pub struct Function {
 
 impl Deployment {
     pub async fn new() -> Self {
-        let clients = Clients::for_endpoint(Moto::shared().endpoint(), REGION).await;
+        let endpoint = Moto::shared().endpoint().to_owned();
+        let clients = Clients::for_endpoint(&endpoint, REGION).await;
         let prefix = format!("rez-l{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
         let names = rez_aws::provision::provision(&clients, &prefix, "dev").await.expect("provision on moto");
         let store = AwsStore::new(clients.clone(), names.clone(), Arc::new(SystemClock), QueueConfig::default());
-        Self { clients, names, store, ntfy: FakeNtfy::start().await, noaa: FakeNoaa::start().await }
+        Self {
+            clients,
+            names,
+            store,
+            ntfy: FakeNtfy::start().await,
+            noaa: FakeNoaa::start().await,
+            endpoint,
+            iam: None,
+        }
+    }
+
+    /// A deployment on the IAM-enforcing emulator: provisioned by the administrator, the
+    /// admin key and ntfy token in Secrets Manager, and each function running as a user
+    /// whose only policy is its role's policy from `deploy/template.yaml`.
+    pub async fn with_iam() -> Self {
+        let moto = iam_moto().await;
+        let clients = Clients::for_endpoint_as(&moto.endpoint, REGION, &moto.admin.id, &moto.admin.secret).await;
+        let prefix = format!("rez-i{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+        let (names, mut resolver) =
+            rez_aws::provision::provision_resolved(&clients, &prefix, "dev").await.expect("provision on moto");
+        let secret = |name: String, value: &str, logical_id: &str| {
+            let clients = clients.clone();
+            let value = value.to_owned();
+            let logical_id = logical_id.to_owned();
+            async move {
+                let out = clients
+                    .secrets
+                    .create_secret()
+                    .name(&name)
+                    .secret_string(value)
+                    .send()
+                    .await
+                    .expect("create secret");
+                (name, logical_id, out.arn().unwrap_or_default().to_owned())
+            }
+        };
+        let admin = secret(format!("{prefix}/admin-api-key"), ADMIN_KEY, "AdminApiKeySecret").await;
+        let ntfy = secret(format!("{prefix}/ntfy-token"), NTFY_TOKEN, "NtfyTokenSecret").await;
+        for (_, id, arn) in [&admin, &ntfy] {
+            resolver.refs.insert(id.clone(), arn.clone());
+        }
+        let mut keys = BTreeMap::new();
+        for (function, role, log_group) in FUNCTION_ROLES {
+            // Lambda writes the logs; the emulator never sees those calls.
+            resolver.arns.insert(
+                log_group.to_owned(),
+                format!("arn:aws:logs:{REGION}:123456789012:log-group:/aws/lambda/{prefix}-{function}:*"),
+            );
+            let policy = moto_policy(&resolver, role);
+            keys.insert(function, moto.principal(&format!("{prefix}-{function}"), &policy).await);
+        }
+        let store = AwsStore::new(clients.clone(), names.clone(), Arc::new(SystemClock), QueueConfig::default());
+        let ntfy_fake = FakeNtfy::start().await;
+        ntfy_fake.require_token(NTFY_TOKEN);
+        Self {
+            clients,
+            names,
+            store,
+            ntfy: ntfy_fake,
+            noaa: FakeNoaa::start().await,
+            endpoint: moto.endpoint.clone(),
+            iam: Some(IamSetup { keys, admin_key_secret: admin.0, ntfy_token_secret: ntfy.0 }),
+        }
     }
 
     /// The environment of a function, as the template would set it.
     pub fn env(&self, function: &str) -> Vec<(String, String)> {
         let mut env = self.names.to_env();
+        let (key_id, secret) = match &self.iam {
+            None => ("testing".to_owned(), "testing".to_owned()),
+            Some(iam) => {
+                let key = iam.keys.get(function).unwrap_or_else(|| panic!("no principal for {function}"));
+                (key.id.clone(), key.secret.clone())
+            }
+        };
+        // Secrets as the template passes them: the admin key to api and mcp, the ntfy
+        // token to the processor (by secret name where IAM is enforced).
+        match &self.iam {
+            None => env.push(("REZ_API_KEY".to_owned(), ADMIN_KEY.to_owned())),
+            Some(iam) => {
+                if matches!(function, "api" | "mcp") {
+                    env.push(("REZ_ADMIN_KEY_SECRET".to_owned(), iam.admin_key_secret.clone()));
+                }
+                if function == "processor" {
+                    env.push(("REZ_NTFY_TOKEN_SECRET".to_owned(), iam.ntfy_token_secret.clone()));
+                }
+            }
+        }
         for (k, v) in [
             ("REZ_FUNCTION", function.to_owned()),
-            ("AWS_ENDPOINT_URL", Moto::shared().endpoint().to_owned()),
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
             ("AWS_REGION", REGION.to_owned()),
-            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+            ("AWS_ACCESS_KEY_ID", key_id),
+            ("AWS_SECRET_ACCESS_KEY", secret),
             ("AWS_LAMBDA_FUNCTION_NAME", format!("rez-dev-{function}")),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".to_owned()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
             ("AWS_LAMBDA_LOG_STREAM_NAME", "test".to_owned()),
             ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/rez-dev-{function}")),
-            ("REZ_API_KEY", ADMIN_KEY.to_owned()),
             ("REZ_NTFY_URL", self.ntfy.topic_url("rez-test")),
             ("REZ_NOAA_URL", self.noaa.url()),
             ("REZ_OUTBOUND_ALLOW_LOOPBACK", "1".to_owned()),

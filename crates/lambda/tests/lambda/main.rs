@@ -5,6 +5,8 @@
 //! debug build), so one link instead of three saves CI time and disk.
 
 mod aws_flow;
+mod aws_iam;
 mod aws_schedules;
 mod common;
 mod container;
+mod iam;

@@ -105,6 +105,10 @@ impl From<IntakeError> for ApiError {
         match e {
             IntakeError::Invalid(v) => v.into(),
             IntakeError::Store(s) => s.into(),
+            e @ IntakeError::TooLarge { size, limit } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "message_too_large", e.to_string())
+                    .with_details(serde_json::json!({ "published_bytes": size, "limit": limit }))
+            }
         }
     }
 }

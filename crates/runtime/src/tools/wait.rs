@@ -33,6 +33,7 @@ pub(crate) fn intake_error(e: IntakeError) -> ToolResult {
             ToolResult::error(format!("{field}: {}", v.message))
         }
         IntakeError::Store(s) => ToolResult::error(format!("rez could not accept the request right now: {s}")),
+        e @ IntakeError::TooLarge { .. } => ToolResult::error(e.to_string()),
     }
 }
 
