@@ -88,13 +88,8 @@ pub enum GolfError {
     /// resolves it by reading the upcoming reservations first.
     #[error("booking outcome unknown: {message}")]
     Uncertain { message: String },
-    /// Another attempt with the same booking key is between its intent and its outcome.
-    #[error("booking {key} is already in progress")]
-    InProgress { key: String },
     #[error("no tee time available: {0}")]
     NoTeeTimes(String),
-    #[error("booking ledger failed: {0}")]
-    Ledger(String),
 }
 
 impl GolfError {
@@ -104,7 +99,7 @@ impl GolfError {
             GolfError::Auth(e) => e.is_transient(),
             GolfError::Http { source, .. } => source.is_retryable(),
             GolfError::Status { status, .. } => *status >= 500 || *status == 429 || *status == 401,
-            GolfError::Uncertain { .. } | GolfError::InProgress { .. } | GolfError::Ledger(_) => true,
+            GolfError::Uncertain { .. } => true,
             GolfError::InvalidRequest(_)
             | GolfError::Course(_)
             | GolfError::Decode { .. }
