@@ -5,13 +5,14 @@
 //! repeat carries the message's sequence id, so the phone shows every message once: the
 //! test counts what the phone would show (no duplicates) and reports the raw publishes.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rez_testkit::ntfy::FakeNtfy;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const KEY: &str = "crash-test-admin-key-0123456789";
@@ -31,21 +32,7 @@ async fn spawn(dir: &std::path::Path, ntfy: &FakeNtfy) -> (Child, String) {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn rez");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let url = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(rest) = line.strip_prefix("rez listening on ") {
-                return rest.split_whitespace().next().map(str::to_owned);
-            }
-        }
-        None
-    })
-    .await
-    .expect("rez did not start in time")
-    .expect("no listening line");
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let url = common::listening_url(child.stdout.take().expect("stdout")).await;
     (child, url)
 }
 

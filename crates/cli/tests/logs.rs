@@ -1,13 +1,15 @@
 //! What the real binary writes to its logs when they go to a pipe (a file, journald, a
 //! log shipper): plain text without terminal colour codes, and never a secret.
 
+mod common;
+
 use std::process::Stdio;
 use std::time::Duration;
 
 use rez_testkit::ntfy::FakeNtfy;
 use serde_json::{Value, json};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
 /// Run `rez serve` with `env` until it listens, make `work` happen against its URL, stop
@@ -30,19 +32,7 @@ where
         let _ = stderr.read_to_string(&mut all).await;
         all
     });
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let url = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(rest) = line.strip_prefix("rez listening on ") {
-                return rest.split_whitespace().next().map(str::to_owned);
-            }
-        }
-        None
-    })
-    .await
-    .expect("rez did not start in time")
-    .expect("no listening line");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let url = common::listening_url(child.stdout.take().expect("stdout")).await;
     work(url).await;
     // SIGTERM: a graceful stop, so the shutdown lines are logged too.
     let pid = child.id().expect("pid");

@@ -137,3 +137,24 @@ pub async fn world() -> WorldRig {
     let t = TestServer { server: Some(server), base, http: reqwest::Client::new(), ntfy, dir };
     WorldRig { t, golf, _noaa: noaa }
 }
+
+/// The URL a spawned `rez serve` prints on its stdout (`rez listening on URL`), read within
+/// 20 s; the rest of stdout is drained in the background so the child never blocks on a
+/// full pipe.
+pub async fn listening_url(stdout: tokio::process::ChildStdout) -> String {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut lines = BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.strip_prefix("rez listening on ") {
+                return rest.split_whitespace().next().map(str::to_owned);
+            }
+        }
+        None
+    })
+    .await
+    .expect("rez did not start in time")
+    .expect("no listening line");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    url
+}
