@@ -141,10 +141,13 @@ pub fn grants(function: Function) -> Vec<Grant> {
         }
         WebAction => {
             each(&mut g, &["dynamodb:PutItem", "dynamodb:Query"], &["ResultsTable"]);
-            each(&mut g, &["dynamodb:GetItem", "dynamodb:UpdateItem"], &["BookingLedgerTable"]);
+            // The booking ledger: a claim is a conditional put, the owner's writes updates.
+            each(&mut g, &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], &["BookingLedgerTable"]);
             // Follow-up notifications only.
             g.push(("sns:Publish", "NotificationsTopic"));
             each(&mut g, &EVENT_SOURCE, &["WebActionsQueue"]);
+            // Queues::defer: a booking waiting for its next lookup re-sends its message delayed.
+            g.push(("sqs:SendMessage", "WebActionsQueue"));
             g.push(("sqs:SendMessage", "WebActionsDlq"));
             g.push(("secretsmanager:GetSecretValue", GOLF_SECRETS));
         }

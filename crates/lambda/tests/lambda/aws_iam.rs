@@ -88,6 +88,52 @@ async fn webaction_works_under_its_own_policy() {
     assert_eq!(d.store.get_message(&id).await.unwrap().unwrap().status, Status::Completed);
 }
 
+/// webaction books a tee time under its own policy: the golf credentials from Secrets
+/// Manager, and the booking ledger's conditional claim (a put), intent and confirmation
+/// (updates).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_works_under_the_webaction_policy() {
+    use rez_core::ports::{SecretStore, SecretValue};
+    use rez_testkit::golf::{FAKE_PASSWORD, FAKE_USERNAME, FakeCpsGolf, FakeSlot};
+    let d = Deployment::with_iam().await;
+    let golf = FakeCpsGolf::start().await;
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 12, 12).unwrap().and_hms_opt(8, 10, 0).unwrap();
+    golf.add_slot(FakeSlot::new(901, start));
+    let dir = tempfile::tempdir().unwrap();
+    let courses = dir.path().join("courses.yaml");
+    std::fs::write(
+        &courses,
+        format!(
+            "courses:\n  - id: birdsfoot\n    course_id: 1\n    name: Birdsfoot Golf Course\n    address: 225 Furnace Run Rd, Freeport, PA 16229\n    latitude: 40.7196\n    longitude: -79.6526\n    time_zone: America/New_York\n    origin: {}\n    client_id: onlineresweb\n    website_id: 94fa26b7-2e63-4cbc-99e5-08d7d7f41522\n    scope: openid profile onlinereservation\n",
+            golf.url()
+        ),
+    )
+    .unwrap();
+    // Stored by the deployment's administrator, read by webaction under its own policy.
+    let creds = json!({"username": FAKE_USERNAME, "password": FAKE_PASSWORD}).to_string();
+    rez_aws::secrets::SecretsManagerStore::new(&d.clients, &d.names)
+        .put_secret("golf/birdsfoot", &SecretValue::new(creds))
+        .await
+        .unwrap();
+    let api = d.start("api").await;
+    let webaction = d.start_with("webaction", &[("REZ_COURSES_FILE", courses.display().to_string())]).await;
+    let body = json!({
+        "message_type": "web_action",
+        "payload": {"action": "golf", "course": "birdsfoot"},
+        "arguments": {"operation": "book_tee_time", "tee_sheet_id": 901, "players": 2},
+    });
+    let created = ok(&api, "POST", "/api/messages", Some(&body)).await;
+    let id = MessageId::parse(created["id"].as_str().unwrap()).unwrap();
+    let event = d.receive_event(QueueName::WebActions, WAIT).await;
+    let resp = webaction.invoke(event).await;
+    assert!(failures(&resp).is_empty(), "{resp}");
+    assert_eq!(golf.reservations().len(), 1, "booked once");
+    assert_eq!(d.store.get_message(&id).await.unwrap().unwrap().status, Status::Completed);
+    let results = d.store.results_for(&id).await.unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(serde_json::to_value(&results[0]).unwrap()["output"]["path"], "reserved", "{results:?}");
+}
+
 /// api manages the schedule in EventBridge Scheduler; scheduler records a firing (one
 /// message, published).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -188,6 +188,11 @@ impl Deployment {
 
     /// Start `function` (api, processor, webaction, scheduler, mcp, sweeper).
     pub async fn start(&self, function: &str) -> Function {
+        self.start_with(function, &[]).await
+    }
+
+    /// Start `function` with `extra` variables beside the template's.
+    pub async fn start_with(&self, function: &str, extra: &[(&str, String)]) -> Function {
         let runtime = FakeLambdaRuntime::start().await.expect("fake runtime");
         // Set for tests only; the benchmark example spawns the binary it is given.
         let Some(bin) = BIN else { panic!("the rez-lambda binary is only known to the tests") };
@@ -196,6 +201,7 @@ impl Deployment {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", runtime.runtime_api())
             .envs(self.env(function))
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .kill_on_drop(true);
         let spawned = Instant::now();
         let child = cmd.spawn().expect("spawn rez-lambda");
