@@ -15,10 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::AwsStore;
 use crate::codec::{DOC, Item, decode_cursor, doc, from_doc, n, opt_n, s};
 use crate::error::backend;
+use crate::shards::{LIST_PK_ATTR, ShardedListing, list_pk};
 
 const BY_STATE: &str = "by-state";
+/// Partitioned by `list_pk`, sharded by message id (see [`crate::shards`]).
 const BY_ALL: &str = "by-all";
-const LIST_PK_ALL: &str = "all";
 const MAX_RACES: usize = 8;
 
 /// The stored form of an [`InboxEntry`] (which is only `Serialize`).
@@ -66,7 +67,7 @@ fn item_of(e: &Stored, rev: i64) -> StoreResult<Item> {
     Ok(HashMap::from([
         ("message_id".to_owned(), s(e.message_id.as_str())),
         ("state".to_owned(), s(state_str(e.state))),
-        ("list_pk".to_owned(), s(LIST_PK_ALL)),
+        (LIST_PK_ATTR.to_owned(), s(&list_pk(e.message_id.as_str()))),
         ("rev".to_owned(), n(rev)),
         (DOC.to_owned(), doc(e)?),
     ]))
@@ -199,24 +200,8 @@ impl Inbox for AwsStore {
         cursor: Option<String>,
     ) -> StoreResult<Page<InboxEntry>> {
         let limit = limit.clamp(1, 100);
-        let (index, pk_attr, pk_value) = match state {
-            Some(st) => (BY_STATE, "state", state_str(st)),
-            None => (BY_ALL, "list_pk", LIST_PK_ALL),
-        };
-        let start = match cursor {
-            None => None,
-            Some(c) => {
-                let key = decode_cursor(&c)?;
-                let valid = key.len() == 2
-                    && key.get(pk_attr).and_then(|v| v.as_s().ok()).is_some_and(|v| v == pk_value)
-                    && key.get("message_id").and_then(|v| v.as_s().ok()).is_some_and(|v| MessageId::parse(v).is_ok());
-                if !valid {
-                    return Err(StoreError::InvalidCursor);
-                }
-                Some(key)
-            }
-        };
-        let build = || {
+        let decode = |i: &Item| from_doc::<Stored>(i).map(InboxEntry::from);
+        let query = |index: &str, pk_attr: &str, pk_value: &str| {
             self.clients
                 .dynamodb
                 .query()
@@ -227,7 +212,41 @@ impl Inbox for AwsStore {
                 .expression_attribute_values(":pk", s(pk_value))
                 .scan_index_forward(false)
         };
-        let items = crate::codec::query_until(build, false, limit + 1, start, "dynamodb query inbox").await?;
-        crate::messages::page_of(items, limit, &["message_id", pk_attr], |i| from_doc::<Stored>(i).map(Into::into))
+        let Some(st) = state else {
+            let listing = ShardedListing {
+                listing: "inbox",
+                id_attr: "message_id",
+                valid_id: |id| MessageId::parse(id).is_ok(),
+                filtered: false,
+                context: "dynamodb query inbox",
+            };
+            let (items, next_cursor) =
+                listing.page(limit, cursor.as_deref(), |pk| query(BY_ALL, LIST_PK_ATTR, pk)).await?;
+            let items = items.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
+            return Ok(Page { items, next_cursor });
+        };
+        let pk_value = state_str(st);
+        let start = match cursor {
+            None => None,
+            Some(c) => {
+                let key = decode_cursor(&c)?;
+                let valid = key.len() == 2
+                    && key.get("state").and_then(|v| v.as_s().ok()).is_some_and(|v| v == pk_value)
+                    && key.get("message_id").and_then(|v| v.as_s().ok()).is_some_and(|v| MessageId::parse(v).is_ok());
+                if !valid {
+                    return Err(StoreError::InvalidCursor);
+                }
+                Some(key)
+            }
+        };
+        let items = crate::codec::query_until(
+            || query(BY_STATE, "state", pk_value),
+            false,
+            limit + 1,
+            start,
+            "dynamodb query inbox",
+        )
+        .await?;
+        crate::messages::page_of(items, limit, &["message_id", "state"], decode)
     }
 }

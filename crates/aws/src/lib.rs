@@ -28,6 +28,7 @@ pub mod results;
 pub mod scheduler;
 pub mod schedules;
 pub mod secrets;
+pub mod shards;
 pub mod sqs_event;
 pub mod store;
 pub mod sweeper;

@@ -25,13 +25,13 @@ use rez_core::time::Timestamp;
 use crate::AwsStore;
 use crate::codec::{DOC, Item, decode_cursor, doc, encode_cursor, from_doc, get_s, n, opt_n, opt_s, s};
 use crate::error::backend;
+use crate::shards::{LIST_PK_ATTR, ShardedListing, list_pk};
 
 /// GSIs of the messages table (see `deploy/template.yaml`).
 pub(crate) const BY_STATUS: &str = "by-status";
 pub(crate) const BY_TYPE: &str = "by-type";
+/// Partitioned by `list_pk`, sharded by message id (see [`crate::shards`]).
 pub(crate) const BY_ALL: &str = "by-all";
-/// The constant partition of the `by-all` index.
-pub(crate) const LIST_PK_ALL: &str = "all";
 
 /// How often a conditional write is retried after losing a race before giving up.
 const MAX_RACES: usize = 8;
@@ -105,7 +105,7 @@ pub(crate) fn record_item(rec: &Record) -> StoreResult<Item> {
         ("message_type".to_owned(), s(m.message_type.as_str())),
         ("stage".to_owned(), s(m.stage.as_str())),
         ("created_by".to_owned(), s(m.created_by.as_str())),
-        ("list_pk".to_owned(), s(LIST_PK_ALL)),
+        (LIST_PK_ATTR.to_owned(), s(&list_pk(m.id.as_str()))),
         ("rev".to_owned(), n(rec.rev)),
         (DOC.to_owned(), doc(m)?),
     ]);
@@ -378,12 +378,12 @@ impl MessageStore for AwsStore {
     async fn list_messages(&self, f: &MessageFilter) -> StoreResult<Page<Message>> {
         let limit = f.limit.clamp(1, 100);
         let (index, pk_attr, pk_value) = match (f.status, f.message_type) {
-            (Some(st), _) => (BY_STATUS, "status", st.as_str()),
-            (None, Some(t)) => (BY_TYPE, "message_type", t.as_str()),
-            (None, None) => (BY_ALL, "list_pk", LIST_PK_ALL),
+            (Some(st), _) => (BY_STATUS, "status", Some(st.as_str())),
+            (None, Some(t)) => (BY_TYPE, "message_type", Some(t.as_str())),
+            (None, None) => (BY_ALL, LIST_PK_ATTR, None),
         };
         let mut names = HashMap::from([("#pk".to_owned(), pk_attr.to_owned())]);
-        let mut values = HashMap::from([(":pk".to_owned(), s(pk_value))]);
+        let mut values: Item = HashMap::new();
         let mut key_cond = "#pk = :pk".to_owned();
         let lo = f.created_after.map(id_floor);
         let hi = match f.created_before {
@@ -431,6 +431,34 @@ impl MessageStore for AwsStore {
             names.insert("#by".into(), "created_by".into());
             values.insert(":by".into(), s(by.as_str()));
         }
+        let filter = (!filters.is_empty()).then(|| filters.join(" AND "));
+        let query = |pk_value: &str| {
+            let mut values = values.clone();
+            values.insert(":pk".into(), s(pk_value));
+            self.clients
+                .dynamodb
+                .query()
+                .table_name(&self.names.messages_table)
+                .index_name(index)
+                .key_condition_expression(&key_cond)
+                .set_filter_expression(filter.clone())
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(values))
+                .scan_index_forward(false)
+        };
+        let decode = |item: &Item| record_from_item(item).map(|r| r.message);
+        let Some(pk_value) = pk_value else {
+            let listing = ShardedListing {
+                listing: "messages",
+                id_attr: "id",
+                valid_id: |id| MessageId::parse(id).is_ok(),
+                filtered: filter.is_some(),
+                context: "dynamodb query messages",
+            };
+            let (items, next_cursor) = listing.page(limit, f.cursor.as_deref(), query).await?;
+            let items = items.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
+            return Ok(Page { items, next_cursor });
+        };
         let start = match &f.cursor {
             None => None,
             Some(c) => {
@@ -444,22 +472,15 @@ impl MessageStore for AwsStore {
                 Some(key)
             }
         };
-        let filter = (!filters.is_empty()).then(|| filters.join(" AND "));
-        let build = || {
-            self.clients
-                .dynamodb
-                .query()
-                .table_name(&self.names.messages_table)
-                .index_name(index)
-                .key_condition_expression(&key_cond)
-                .set_filter_expression(filter.clone())
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(false)
-        };
-        let items =
-            crate::codec::query_until(build, filter.is_some(), limit + 1, start, "dynamodb query messages").await?;
-        page_of(items, limit, &["id", pk_attr], |item| record_from_item(item).map(|r| r.message))
+        let items = crate::codec::query_until(
+            || query(pk_value),
+            filter.is_some(),
+            limit + 1,
+            start,
+            "dynamodb query messages",
+        )
+        .await?;
+        page_of(items, limit, &["id", pk_attr], decode)
     }
 
     async fn retry(&self, id: &MessageId) -> StoreResult<Message> {

@@ -9,4 +9,5 @@ mod port_suite;
 mod provision;
 mod scheduler;
 mod secrets;
+mod shards;
 mod stores;
