@@ -23,6 +23,7 @@ pub mod ledger;
 pub mod messages;
 pub mod policies;
 pub mod provision;
+pub mod publish_refusal;
 pub mod queues;
 pub mod results;
 pub mod scheduler;

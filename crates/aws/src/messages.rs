@@ -2,7 +2,8 @@
 //! that stores, so a submission is: put the message (and its idempotency key) in one
 //! transaction as `created`, publish it to its topic's SNS topic (fanned out to SQS with
 //! raw delivery), then mark it `queued`. A message whose publish failed stays `created`
-//! and is re-published by [`crate::sweeper`], so nothing accepted is lost for good.
+//! and is re-published by [`crate::sweeper`], so nothing accepted is lost for good (one
+//! SNS refuses for good is dead-lettered there with the reason, and can be redriven).
 //!
 //! The message item also carries the queue-side state SQS cannot hold for us: the
 //! receipt handle of the current delivery (to refuse stale receipts), how many receives
@@ -25,6 +26,7 @@ use rez_core::time::Timestamp;
 use crate::AwsStore;
 use crate::codec::{DOC, Item, decode_cursor, doc, encode_cursor, from_doc, get_s, n, opt_n, opt_s, s};
 use crate::error::backend;
+use crate::publish_refusal::{Attribute, PublishError, oversize_reason, permanent_refusal, publish_size};
 use crate::shards::{LIST_PK_ATTR, ShardedListing, list_pk};
 
 /// GSIs of the messages table (see `deploy/template.yaml`).
@@ -252,29 +254,39 @@ where
     Err(StoreError::Conflict(format!("message {id} keeps changing; gave up updating it")))
 }
 
-/// Publish `m` to its topic, with the attributes subscribers can filter on.
-pub(crate) async fn publish(store: &AwsStore, m: &Message) -> StoreResult<()> {
+/// Publish `m` to its topic, with the attributes subscribers can filter on. A message
+/// over SNS's size limit is refused here, before the call; SNS's own refusals are
+/// classified by [`permanent_refusal`].
+pub(crate) async fn publish(store: &AwsStore, m: &Message) -> Result<(), PublishError> {
     let topic = topic_for(m.message_type);
     let arn = store
         .names
         .topic_arn(topic)
         .ok_or_else(|| StoreError::Unavailable(format!("no SNS topic configured for {topic}")))?;
     let body = serde_json::to_string(m).map_err(|e| StoreError::Corrupt(format!("cannot encode message: {e}")))?;
-    let attr = |v: &str| {
-        MessageAttributeValue::builder().data_type("String").string_value(v).build().map_err(|e| backend("sns attr", e))
-    };
-    store
-        .clients
-        .sns
-        .publish()
-        .topic_arn(arn)
-        .message(body)
-        .message_attributes("message_type", attr(m.message_type.as_str())?)
-        .message_attributes("stage", attr(m.stage.as_str())?)
-        .message_attributes("id", attr(m.id.as_str())?)
-        .send()
-        .await
-        .map_err(|e| backend("sns publish", e))?;
+    let attributes = [
+        Attribute { name: "message_type", data_type: "String", value: m.message_type.as_str() },
+        Attribute { name: "stage", data_type: "String", value: m.stage.as_str() },
+        Attribute { name: "id", data_type: "String", value: m.id.as_str() },
+    ];
+    if let Some(reason) = oversize_reason(publish_size(&body, &attributes)) {
+        return Err(PublishError::Refused(reason));
+    }
+    let mut request = store.clients.sns.publish().topic_arn(arn).message(body);
+    for a in &attributes {
+        let value = MessageAttributeValue::builder()
+            .data_type(a.data_type)
+            .string_value(a.value)
+            .build()
+            .map_err(|e| backend("sns attr", e))?;
+        request = request.message_attributes(a.name, value);
+    }
+    if let Err(e) = request.send().await {
+        if let Some(reason) = e.as_service_error().and_then(permanent_refusal) {
+            return Err(PublishError::Refused(reason));
+        }
+        return Err(backend("sns publish", e).into());
+    }
     tracing::debug!(message_id = %m.id, topic = %topic, "published");
     Ok(())
 }
@@ -283,13 +295,14 @@ pub(crate) async fn publish(store: &AwsStore, m: &Message) -> StoreResult<()> {
 /// message as it will be stored once queued.
 ///
 /// `Err` means the publish failed: the message stays `created` (durable) and the
-/// sweeper publishes it later. If the publish succeeded but marking it queued failed,
+/// sweeper publishes it later, or dead-letters it if the failure is
+/// [`PublishError::Refused`]. If the publish succeeded but marking it queued failed,
 /// this still answers `Ok` with the queued message (it is on its way; the sweeper may
 /// publish it once more, which at-least-once consumers tolerate).
-pub(crate) async fn publish_and_mark_queued(store: &AwsStore, m: Message) -> StoreResult<Message> {
+pub(crate) async fn publish_and_mark_queued(store: &AwsStore, m: Message) -> Result<Message, PublishError> {
     let now = store.clock.now();
     let mut queued = m;
-    queued.status = queued.status.transition(Status::Queued)?;
+    queued.status = queued.status.transition(Status::Queued).map_err(StoreError::from)?;
     queued.updated_date = now;
     publish(store, &queued).await?;
     let marked = modify(store, &queued.id, |rec| {
@@ -304,7 +317,7 @@ pub(crate) async fn publish_and_mark_queued(store: &AwsStore, m: Message) -> Sto
     .await;
     match marked {
         Ok(Some((rec, _))) => Ok(rec.message),
-        Ok(None) => Err(StoreError::NotFound(format!("message {}", queued.id))),
+        Ok(None) => Err(StoreError::NotFound(format!("message {}", queued.id)).into()),
         Err(e) => {
             tracing::warn!(message_id = %queued.id, error = %e, "published but could not mark queued; the sweeper will settle it");
             Ok(queued)

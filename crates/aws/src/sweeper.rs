@@ -2,22 +2,39 @@
 //! transaction gives locally. A submission puts the message (`created`), publishes it,
 //! then marks it `queued`; if the publish failed (or the process died between the
 //! steps) the message stays `created`. [`sweep_created`] finds such messages through
-//! the `by-status` index and publishes them again. It runs on a schedule in the
-//! deployment (and can be called from anywhere; it is idempotent, and a message
-//! published twice is delivered at least once, which consumers tolerate).
+//! the `by-status` index and publishes them again. A message SNS refuses for good (see
+//! [`crate::publish_refusal`]) is dead-lettered with the reason instead, so it is not
+//! retried forever ahead of newer ones; it is listed and redriven like any dead letter.
+//! The sweeper runs on a schedule in the deployment (and can be called from anywhere;
+//! it is idempotent, and a message published twice is delivered at least once, which
+//! consumers tolerate).
 
 use rez_core::MessageId;
 use rez_core::ports::StoreResult;
+use rez_core::routing::primary_queue;
 use rez_core::status::Status;
 
 use crate::AwsStore;
 use crate::codec::s;
-use crate::messages::{BY_STATUS, publish_and_mark_queued, record_from_item};
+use crate::messages::{BY_STATUS, DeadLetterInfo, modify, publish_and_mark_queued, record_from_item};
+use crate::publish_refusal::PublishError;
+
+/// What one [`sweep_created`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CreatedSweep {
+    /// Published and marked `queued`.
+    pub published: u64,
+    /// Refused by SNS for good, now dead letters with the reason.
+    pub dead_lettered: u64,
+    /// Failed for now (or unreadable); left `created` for the next sweep.
+    pub left: u64,
+}
 
 /// Re-publish up to `limit` messages left `created` for longer than `older_than`
-/// (younger ones are probably mid-submission), oldest first. Returns how many were
-/// published; a publish that fails again is logged and left for the next sweep.
-pub async fn sweep_created(store: &AwsStore, older_than: chrono::Duration, limit: usize) -> StoreResult<u64> {
+/// (younger ones are probably mid-submission), oldest first. A message SNS refuses for
+/// good is dead-lettered with the reason; one whose publish fails for now is logged and
+/// left for the next sweep. Either way the sweep goes on with the next message.
+pub async fn sweep_created(store: &AwsStore, older_than: chrono::Duration, limit: usize) -> StoreResult<CreatedSweep> {
     let cutoff = store.clock.now() - older_than;
     // Every id minted before the cutoff sorts below this one.
     let ceiling = MessageId::new(cutoff).as_str()[..MessageId::PREFIX.len() + 11].to_owned();
@@ -36,19 +53,64 @@ pub async fn sweep_created(store: &AwsStore, older_than: chrono::Duration, limit
             .scan_index_forward(true)
     };
     let items = crate::codec::query_until(build, false, limit, None, "dynamodb query created messages").await?;
-    let mut published = 0u64;
+    let mut outcome = CreatedSweep::default();
     for item in &items {
-        let rec = record_from_item(item)?;
+        let rec = match record_from_item(item) {
+            Ok(rec) => rec,
+            Err(e) => {
+                let id = item.get("id").and_then(|v| v.as_s().ok()).map_or("?", String::as_str);
+                tracing::error!(message_id = %id, error = %e, "sweeper cannot read a created message; skipped");
+                outcome.left += 1;
+                continue;
+            }
+        };
         let id = rec.message.id.clone();
         match publish_and_mark_queued(store, rec.message).await {
             Ok(m) => {
                 tracing::info!(message_id = %id, status = %m.status, "sweeper published a message left created");
-                published += 1;
+                outcome.published += 1;
             }
-            Err(e) => tracing::warn!(message_id = %id, error = %e, "sweeper could not publish; will try again"),
+            Err(PublishError::Refused(reason)) => match dead_letter_refused(store, &id, &reason).await {
+                Ok(true) => {
+                    tracing::warn!(message_id = %id, reason = %reason, "sweeper dead-lettered a message SNS refuses");
+                    outcome.dead_lettered += 1;
+                }
+                Ok(false) => tracing::info!(message_id = %id, "refused message moved on before it was dead-lettered"),
+                Err(e) => {
+                    tracing::warn!(message_id = %id, error = %e, "sweeper could not dead-letter a refused message; will try again");
+                    outcome.left += 1;
+                }
+            },
+            Err(PublishError::Failed(e)) => {
+                tracing::warn!(message_id = %id, error = %e, "sweeper could not publish; will try again");
+                outcome.left += 1;
+            }
         }
     }
-    Ok(published)
+    Ok(outcome)
+}
+
+/// Mark the `created` message `id` dead-lettered with `reason`, listed under its primary
+/// queue (where a redrive sends it). `Ok(false)` if it is no longer `created`.
+async fn dead_letter_refused(store: &AwsStore, id: &MessageId, reason: &str) -> StoreResult<bool> {
+    let now = store.clock.now();
+    let changed = modify(store, id, |rec| {
+        if rec.message.status != Status::Created {
+            return Ok(false);
+        }
+        rec.message.status = rec.message.status.transition(Status::DeadLettered)?;
+        rec.message.error_message = Some(reason.to_owned());
+        rec.message.updated_date = now;
+        rec.dead_letter = Some(DeadLetterInfo {
+            source_queue: primary_queue(rec.message.message_type),
+            at: now,
+            receive_count: 0,
+            last_error: Some(reason.to_owned()),
+        });
+        Ok(true)
+    })
+    .await?;
+    Ok(changed.is_some_and(|(_, written)| written))
 }
 
 /// What the sweeper reads of a DLQ copy: the message and the attempt it was sent for.
@@ -70,10 +132,9 @@ const DLQ_ROUNDS: usize = 10;
 /// DLQ. Copies of messages that are gone or completed are deleted. Returns how many
 /// messages it recorded.
 pub async fn sweep_dead_letter_queues(store: &AwsStore) -> StoreResult<u64> {
-    use crate::messages::{DeadLetterInfo, modify};
     use crate::queues::{change_visibility, delete_quietly, url};
     use rez_core::ports::MAX_RECEIVES;
-    use rez_core::routing::{QueueName, primary_queue};
+    use rez_core::routing::QueueName;
 
     let now = store.clock.now();
     let mut recorded = 0u64;

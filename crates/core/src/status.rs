@@ -6,6 +6,7 @@
 //!              │           ▼  │ (redelivery after a crash or visibility timeout)
 //!              └──────── failed
 //! processing | failed ─▶ dead_lettered ─▶ queued (redrive / retry)
+//! created ─▶ dead_lettered (the transport refuses the message for good)
 //! ```
 //!
 //! Every status change goes through [`Status::transition`]; an illegal change is an
@@ -59,6 +60,9 @@ impl Status {
         matches!(
             (self, to),
             (Created, Queued)
+                // A message the transport refuses for good (too large, invalid): it is
+                // kept as a dead letter with the reason instead of retried forever.
+                | (Created, DeadLettered)
                 | (Queued, Processing)
                 // Redelivery of in-flight work after a crash or an expired visibility timeout.
                 | (Processing, Processing)
@@ -101,6 +105,16 @@ mod tests {
         let s = s.transition(Status::Queued).unwrap();
         let s = s.transition(Status::Processing).unwrap();
         assert_eq!(s.transition(Status::Completed).unwrap(), Status::Completed);
+    }
+
+    #[test]
+    fn a_refused_created_message_is_dead_lettered_and_redriven() {
+        let s = Status::Created.transition(Status::DeadLettered).unwrap();
+        assert_eq!(s.transition(Status::Queued).unwrap(), Status::Queued);
+        // Only queueing or a refusal lead out of `created`.
+        let from_created: Vec<Status> =
+            Status::ALL.into_iter().filter(|&to| Status::Created.can_transition(to)).collect();
+        assert_eq!(from_created, vec![Status::Queued, Status::DeadLettered]);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use rez_aws::AwsStore;
 use rez_aws::sqs_event::{RecordOutcome, deliveries_from_records};
+use rez_aws::sweeper::CreatedSweep;
 use rez_core::clock::{Clock, ManualClock, SystemClock};
 use rez_core::message::{CreatedBy, IdempotencyKey, Message, MessageType, NewMessage, Stage};
 use rez_core::ports::{FailOutcome, FailureKind, MessageStore, Queues, Submitted};
@@ -162,14 +163,73 @@ async fn sweeper_publishes_messages_left_created() {
     assert!(store.receive(QueueName::Notifications, 10, Duration::from_secs(30)).await.unwrap().is_empty());
 
     // Too young to sweep (it may still be mid-submission).
-    assert_eq!(rez_aws::sweeper::sweep_created(&store, chrono::Duration::minutes(1), 100).await.unwrap(), 0);
+    let none = CreatedSweep::default();
+    assert_eq!(rez_aws::sweeper::sweep_created(&store, chrono::Duration::minutes(1), 100).await.unwrap(), none);
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(rez_aws::sweeper::sweep_created(&store, chrono::Duration::milliseconds(10), 100).await.unwrap(), 1);
+    // A publish that fails for now (no such topic) is left for the next sweep.
+    let left = rez_aws::sweeper::sweep_created(&broken, chrono::Duration::milliseconds(10), 100).await.unwrap();
+    assert_eq!(left, CreatedSweep { left: 1, ..none });
+    assert_eq!(store.get_message(&id).await.unwrap().unwrap().status, Status::Created);
+    let swept = rez_aws::sweeper::sweep_created(&store, chrono::Duration::milliseconds(10), 100).await.unwrap();
+    assert_eq!(swept, CreatedSweep { published: 1, ..none });
     assert_eq!(store.get_message(&id).await.unwrap().unwrap().status, Status::Queued);
     let d = store.receive(QueueName::Notifications, 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].message.id, id);
-    assert_eq!(rez_aws::sweeper::sweep_created(&store, chrono::Duration::zero(), 100).await.unwrap(), 0);
+    assert_eq!(rez_aws::sweeper::sweep_created(&store, chrono::Duration::zero(), 100).await.unwrap(), none);
+}
+
+#[tokio::test]
+async fn sweeper_dead_letters_a_message_sns_refuses_and_publishes_the_ones_behind_it() {
+    use rez_core::message::MAX_PUBLISHED_BYTES;
+    use rez_core::ports::RedriveSelector;
+    let (clients, names) = common::deployment().await;
+    let mut broken = names.clone();
+    broken.topics.insert(Topic::Notifications, "arn:aws:sns:us-east-1:123456789012:no-such-topic".into());
+    let broken = AwsStore::new(clients.clone(), broken, Arc::new(SystemClock), Default::default());
+    let store = AwsStore::new(clients, names, Arc::new(SystemClock), Default::default());
+
+    // Older data than the intake's size check: the store itself takes a message larger
+    // than SNS accepts, keeps it `created` (its publish is refused) and answers as usual.
+    let big = notify(&"x".repeat(MAX_PUBLISHED_BYTES), SystemClock.now());
+    assert!(big.published_bytes() > MAX_PUBLISHED_BYTES);
+    let big_id = store.submit(big).await.unwrap().into_message().id;
+    assert_eq!(store.get_message(&big_id).await.unwrap().unwrap().status, Status::Created);
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    // A newer, normal message whose publish failed for now.
+    let small_id = broken.submit(notify("behind it", SystemClock.now())).await.unwrap().into_message().id;
+    assert!(big_id < small_id, "the refused message is swept first");
+    assert_eq!(store.get_message(&small_id).await.unwrap().unwrap().status, Status::Created);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let swept = rez_aws::sweeper::sweep_created(&store, chrono::Duration::milliseconds(10), 100).await.unwrap();
+    assert_eq!(swept, CreatedSweep { published: 1, dead_lettered: 1, left: 0 });
+    let refused = store.get_message(&big_id).await.unwrap().unwrap();
+    assert_eq!(refused.status, Status::DeadLettered);
+    let reason = refused.error_message.unwrap_or_default();
+    assert!(reason.contains("bytes as published") && reason.contains(&MAX_PUBLISHED_BYTES.to_string()), "{reason}");
+    assert_eq!(store.get_message(&small_id).await.unwrap().unwrap().status, Status::Queued);
+    let d = store.receive(QueueName::Notifications, 10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(d.iter().map(|d| d.message.id.clone()).collect::<Vec<_>>(), vec![small_id]);
+
+    // Listed by the DLQ API under the queue it is meant for, with the reason.
+    let page = store.dead_letters(Some(QueueName::Notifications), 10, None).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].message.id, big_id);
+    assert_eq!(page.items[0].source_queue, QueueName::Notifications);
+    assert_eq!(page.items[0].last_error.as_deref(), Some(reason.as_str()));
+    // Not swept again.
+    let none = CreatedSweep::default();
+    assert_eq!(rez_aws::sweeper::sweep_created(&store, chrono::Duration::zero(), 100).await.unwrap(), none);
+
+    // It redrives like any dead letter: straight to its SQS queue (which, unlike SNS,
+    // takes messages up to 1 MiB), counted as a retry.
+    assert_eq!(store.redrive(&RedriveSelector::Ids(vec![big_id.clone()])).await.unwrap(), 1);
+    let redriven = store.get_message(&big_id).await.unwrap().unwrap();
+    assert_eq!((redriven.status, redriven.retry_count), (Status::Queued, 1));
+    assert!(store.dead_letters(None, 10, None).await.unwrap().items.is_empty());
+    let d = store.receive(QueueName::Notifications, 10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(d.iter().map(|d| d.message.id.clone()).collect::<Vec<_>>(), vec![big_id]);
 }
 
 #[tokio::test]
