@@ -421,7 +421,7 @@ async fn unknown_kid_after_refetch_is_rejected() {
     let fake = FakeCpsGolf::start().await;
     let c = course(&fake);
     let client = client();
-    client.session(&c, &creds()).await.expect("first session");
+    client.session(&c, &creds()).await.expect("signed in");
     fake.issue_tokens(TokenKind::UnknownKid);
     fake.revoke_tokens();
     let err =

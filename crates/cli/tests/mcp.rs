@@ -435,7 +435,7 @@ async fn sessions_are_bound_to_their_key_and_capped() {
     let r = t.http.get(t.url("/mcp")).bearer_auth(&b).header("mcp-session-id", session.as_str()).send().await.unwrap();
     assert_eq!(r.status(), 404, "GET (the SSE stream) with another key");
 
-    // The cap: a second session fits, a third is refused with the reason, and closing
+    // The cap: a session beside the open one fits, one more is refused with the reason, and closing
     // one makes room.
     let (s, second, _) = open(&b).await;
     assert_eq!(s, 200);
