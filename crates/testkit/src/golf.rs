@@ -401,6 +401,14 @@ impl FakeCpsGolf {
         Ok(Self { server, shared })
     }
 
+    /// A user courses file (`REZ_COURSES_FILE`) that points course `birdsfoot` at this fake.
+    pub fn courses_yaml(&self) -> String {
+        format!(
+            "courses:\n  - id: birdsfoot\n    course_id: 1\n    name: Birdsfoot Golf Course\n    address: 225 Furnace Run Rd, Freeport, PA 16229\n    latitude: 40.7196\n    longitude: -79.6526\n    time_zone: America/New_York\n    origin: {}\n    client_id: {FAKE_CLIENT_ID}\n    website_id: 94fa26b7-2e63-4cbc-99e5-08d7d7f41522\n    scope: openid profile onlinereservation\n",
+            self.url()
+        )
+    }
+
     /// The course origin: `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         self.shared.base.clone()

@@ -108,14 +108,7 @@ pub async fn world() -> WorldRig {
     let golf = FakeCpsGolf::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let courses = dir.path().join("courses.yaml");
-    std::fs::write(
-        &courses,
-        format!(
-            "courses:\n  - id: birdsfoot\n    course_id: 1\n    name: Birdsfoot Golf Course\n    address: 225 Furnace Run Rd, Freeport, PA 16229\n    latitude: 40.7196\n    longitude: -79.6526\n    time_zone: America/New_York\n    origin: {}\n    client_id: onlineresweb\n    website_id: 94fa26b7-2e63-4cbc-99e5-08d7d7f41522\n    scope: openid profile onlinereservation\n",
-            golf.url()
-        ),
-    )
-    .expect("courses file");
+    std::fs::write(&courses, golf.courses_yaml()).expect("courses file");
     let mut config = config(dir.path().to_path_buf(), Some(&ntfy));
     config.noaa_url = url::Url::parse(&noaa.url()).expect("noaa url");
     config.noaa_user_agent = "rez_agent tests (tests@example.com)".into();

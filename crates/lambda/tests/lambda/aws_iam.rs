@@ -101,14 +101,7 @@ async fn a_booking_works_under_the_webaction_policy() {
     golf.add_slot(FakeSlot::new(901, start));
     let dir = tempfile::tempdir().unwrap();
     let courses = dir.path().join("courses.yaml");
-    std::fs::write(
-        &courses,
-        format!(
-            "courses:\n  - id: birdsfoot\n    course_id: 1\n    name: Birdsfoot Golf Course\n    address: 225 Furnace Run Rd, Freeport, PA 16229\n    latitude: 40.7196\n    longitude: -79.6526\n    time_zone: America/New_York\n    origin: {}\n    client_id: onlineresweb\n    website_id: 94fa26b7-2e63-4cbc-99e5-08d7d7f41522\n    scope: openid profile onlinereservation\n",
-            golf.url()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&courses, golf.courses_yaml()).unwrap();
     // Stored by the deployment's administrator, read by webaction under its own policy.
     let creds = json!({"username": FAKE_USERNAME, "password": FAKE_PASSWORD}).to_string();
     rez_aws::secrets::SecretsManagerStore::new(&d.clients, &d.names)
