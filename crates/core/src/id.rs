@@ -137,6 +137,25 @@ prefixed_id!(
     "att"
 );
 
+prefixed_id!(
+    /// Id of an agent run: `run_<ULID>`. A run fired from a message (a schedule's, the
+    /// API's) has the ULID of its `agent_response` message, so each message is one run.
+    RunId,
+    "run"
+);
+prefixed_id!(
+    /// Id of an agent chat session: `chs_<ULID>`.
+    ChatSessionId,
+    "chs"
+);
+
+impl RunId {
+    /// The run an `agent_response` message carries out: the message's own ULID.
+    pub fn for_message(message: &MessageId) -> Self {
+        Self(format!("run_{}", &message.as_str()[MessageId::PREFIX.len() + 1..]))
+    }
+}
+
 fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
 }

@@ -5,6 +5,7 @@
 //! Nothing in here performs I/O. Adapters (`rez-local`, later `rez-aws`) implement the
 //! ports; `rez-runtime` holds the use cases and only ever sees the ports.
 
+pub mod agent;
 pub mod auth;
 pub mod booking;
 pub mod clock;

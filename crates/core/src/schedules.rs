@@ -254,37 +254,7 @@ pub fn build_target(
             body
         }
         TargetType::Agent => {
-            const FIELDS: [&str; 4] = ["prompt", "course", "players", "auto_book"];
-            if let Some(k) = target.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-                return Err(ValidationError::new(
-                    "unknown_field",
-                    format!("target.{k}"),
-                    "an agent target is `{prompt, course?, players?, auto_book?}`",
-                ));
-            }
-            match target.get("prompt") {
-                Some(Value::String(p)) if !p.trim().is_empty() && p.len() <= 8192 => {}
-                Some(Value::String(_)) => {
-                    return Err(ValidationError::invalid("target.prompt", "must be 1–8192 characters"));
-                }
-                None | Some(Value::Null) => return Err(ValidationError::missing("target.prompt")),
-                Some(_) => return Err(ValidationError::invalid("target.prompt", "must be a string")),
-            }
-            if let Some(c) = target.get("course")
-                && !c.is_string()
-            {
-                return Err(ValidationError::invalid("target.course", "must be a course id or name"));
-            }
-            if let Some(p) = target.get("players")
-                && !p.as_u64().is_some_and(|n| (1..=4).contains(&n))
-            {
-                return Err(ValidationError::invalid("target.players", "must be 1–4"));
-            }
-            if let Some(a) = target.get("auto_book")
-                && !a.is_boolean()
-            {
-                return Err(ValidationError::invalid("target.auto_book", "must be a boolean"));
-            }
+            crate::agent::AgentRequest::from_json(target, "target")?;
             let mut body = Map::new();
             body.insert("message_type".into(), Value::String(MessageType::Scheduled.as_str().into()));
             body.insert("payload".into(), Value::Object(target.clone()));
