@@ -20,7 +20,7 @@ impl Nanodollars {
 
     /// Parse a non-negative dollar amount (`5`, `0.25`) to the nearest nanodollar.
     pub fn from_usd(usd: f64) -> Result<Self, ValidationError> {
-        if !usd.is_finite() || usd < 0.0 || usd > 1.0e9 {
+        if !usd.is_finite() || !(0.0..=1.0e9).contains(&usd) {
             return Err(ValidationError::invalid("usd", format!("must be a dollar amount of 0 or more (got {usd})")));
         }
         Ok(Self((usd * 1e9).round() as u64))
