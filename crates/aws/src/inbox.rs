@@ -216,6 +216,7 @@ impl Inbox for AwsStore {
             let listing = ShardedListing {
                 listing: "inbox",
                 id_attr: "message_id",
+                sort_key: None,
                 valid_id: |id| MessageId::parse(id).is_ok(),
                 filtered: false,
                 context: "dynamodb query inbox",

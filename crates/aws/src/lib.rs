@@ -2,7 +2,7 @@
 //! core and runtime as `rez serve`; only these adapters differ:
 //!
 //! - DynamoDB tables for messages, idempotency keys, the inbox, API keys, schedules,
-//!   web-action results (TTL) and the booking ledger;
+//!   web-action results (TTL), the booking ledger, and the agent's runs and budget ledger;
 //! - SNS topics (one per [`Topic`](rez_core::routing::Topic)) fanned out to SQS queues
 //!   with raw message delivery, each queue with a DLQ;
 //! - EventBridge Scheduler as the [`ScheduleEngine`](rez_core::ports::ScheduleEngine);
@@ -13,6 +13,8 @@
 //! comes from [`Names`]; nothing here creates infrastructure except [`provision`], which
 //! builds the template's resources on an emulator for tests and laptops.
 
+pub mod agent_runs;
+pub mod budget;
 pub mod clients;
 pub mod codec;
 pub mod config;
@@ -33,6 +35,7 @@ pub mod shards;
 pub mod sqs_event;
 pub mod store;
 pub mod sweeper;
+pub(crate) mod transact;
 
 pub use clients::Clients;
 pub use config::Names;

@@ -464,6 +464,7 @@ impl MessageStore for AwsStore {
             let listing = ShardedListing {
                 listing: "messages",
                 id_attr: "id",
+                sort_key: None,
                 valid_id: |id| MessageId::parse(id).is_ok(),
                 filtered: filter.is_some(),
                 context: "dynamodb query messages",

@@ -427,6 +427,8 @@ pub async fn provision_resolved(
             "SchedulesTable" => names.schedules_table = name,
             "ResultsTable" => names.results_table = name,
             "BookingLedgerTable" => names.ledger_table = name,
+            "AgentRunsTable" => names.agent_runs_table = name,
+            "AgentBudgetTable" => names.agent_budget_table = name,
             other => tracing::debug!(table = other, "table not used by the adapters"),
         }
     }
@@ -628,6 +630,8 @@ mod tests {
             "SchedulesTable",
             "ResultsTable",
             "BookingLedgerTable",
+            "AgentRunsTable",
+            "AgentBudgetTable",
         ] {
             assert!(ids.contains(&id), "{id} missing from the template");
         }

@@ -100,6 +100,9 @@ pub(crate) struct ShardedListing<'a> {
     pub listing: &'a str,
     /// The table's hash key, which is also the index's sort key.
     pub id_attr: &'a str,
+    /// The table's sort key and its constant value on the listed items, for a table with
+    /// a composite key (a continuation key must name every table key attribute).
+    pub sort_key: Option<(&'a str, &'a str)>,
     /// Whether a cursor's id is one this listing could have written.
     pub valid_id: fn(&str) -> bool,
     /// Whether the query has a filter expression (see [`crate::codec::query_until`]).
@@ -130,7 +133,11 @@ impl ShardedListing<'_> {
                 Position::Done => continue,
                 Position::Start => None,
                 Position::After(id) => {
-                    Some(HashMap::from([(self.id_attr.to_owned(), s(id)), (LIST_PK_ATTR.to_owned(), s(pk))]))
+                    let mut key = HashMap::from([(self.id_attr.to_owned(), s(id)), (LIST_PK_ATTR.to_owned(), s(pk))]);
+                    if let Some((attr, value)) = self.sort_key {
+                        key.insert(attr.to_owned(), s(value));
+                    }
+                    Some(key)
                 }
             };
             let items = crate::codec::query_until(|| build(pk), self.filtered, limit + 1, start, self.context).await?;

@@ -3,6 +3,7 @@
 //! They are one test binary on purpose: each binary links the AWS SDK (about 130 MB in a
 //! debug build), so six binaries cost six links and most of a gigabyte of disk in CI.
 
+mod agent;
 mod common;
 mod pipeline;
 mod port_suite;
