@@ -2,9 +2,9 @@
 //! what is stored, so a delivery resuming a run after a crash sends the model exactly
 //! what the first delivery would have sent, and knows which step comes next.
 
+use rez_core::agent::StopReason;
 use rez_core::agent::model::{ChatMessage, ContentBlock, Role};
 use rez_core::agent::run::{ChatExchange, ModelTurn, Step, StepKind, ToolCall};
-use rez_core::agent::StopReason;
 
 /// What the run does next, as its steps say.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,10 +40,16 @@ pub fn messages(history: &[ChatExchange], prompt: &str, steps: &[Step]) -> Vec<C
                 out.push(ChatMessage { role: Role::Assistant, content });
             }
             StepKind::ToolCall(ToolCall { call_id, outcome: Some(o), .. }) => {
-                let block =
-                    ContentBlock::ToolResult { tool_use_id: call_id.clone(), content: o.text.clone(), is_error: o.is_error };
+                let block = ContentBlock::ToolResult {
+                    tool_use_id: call_id.clone(),
+                    content: o.text.clone(),
+                    is_error: o.is_error,
+                };
                 match out.last_mut() {
-                    Some(m) if m.role == Role::User && matches!(m.content.first(), Some(ContentBlock::ToolResult { .. })) => {
+                    Some(m)
+                        if m.role == Role::User
+                            && matches!(m.content.first(), Some(ContentBlock::ToolResult { .. })) =>
+                    {
                         m.content.push(block)
                     }
                     _ => out.push(ChatMessage { role: Role::User, content: vec![block] }),
@@ -132,7 +138,9 @@ mod tests {
     }
 
     fn uses(ids: &[&str]) -> Vec<ContentBlock> {
-        ids.iter().map(|id| ContentBlock::ToolUse { id: (*id).into(), name: "list_courses".into(), input: json!({}) }).collect()
+        ids.iter()
+            .map(|id| ContentBlock::ToolUse { id: (*id).into(), name: "list_courses".into(), input: json!({}) })
+            .collect()
     }
 
     #[test]
@@ -155,7 +163,12 @@ mod tests {
 
     #[test]
     fn every_tool_use_is_answered_by_id_in_one_user_message() {
-        let history = [ChatExchange { run_id: rez_core::id::RunId::new(Utc::now()), user: "hi".into(), assistant: "hello".into(), at: Utc::now() }];
+        let history = [ChatExchange {
+            run_id: rez_core::id::RunId::new(Utc::now()),
+            user: "hi".into(),
+            assistant: "hello".into(),
+            at: Utc::now(),
+        }];
         let steps = vec![turn(0, uses(&["a", "b"]), StopReason::ToolUse), call(1, "a", true), call(2, "b", true)];
         let m = messages(&history, "book", &steps);
         assert_eq!(m.len(), 5);

@@ -21,7 +21,9 @@ pub async fn after_end(services: &Services, ports: &AgentPorts, run: &AgentRun) 
         let new = notification(services, run);
         match intake::submit(services, new, CreatedBy::Agent).await {
             Ok(_) => {}
-            Err(IntakeError::Store(e)) => return Err(HandlerError::transient(format!("queueing the outcome push: {e}"))),
+            Err(IntakeError::Store(e)) => {
+                return Err(HandlerError::transient(format!("queueing the outcome push: {e}")));
+            }
             Err(e) => tracing::error!(error = %e, "the outcome push was refused"),
         }
     }

@@ -19,13 +19,7 @@ pub fn system_prompt(request: &AgentRequest, courses: &[CourseInfo], zone: Tz, n
          courses below (search, reservations, booking), NOAA weather forecasts, push notifications and schedules. \
          Use the tools to find facts; never guess a tee time, a price or a forecast.\n\n",
     );
-    let _ = writeln!(
-        p,
-        "Now: {} ({}; {} UTC).",
-        local.format("%A %-d %B %Y, %H:%M"),
-        zone.name(),
-        rfc3339(&now)
-    );
+    let _ = writeln!(p, "Now: {} ({}; {} UTC).", local.format("%A %-d %B %Y, %H:%M"), zone.name(), rfc3339(&now));
     p.push_str("\nCourses (pass the id as `course`):\n");
     for c in courses {
         let _ = writeln!(p, "- {}: {}, {} (time zone {})", c.id, c.name, c.address, c.time_zone);

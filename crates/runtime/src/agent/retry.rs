@@ -51,7 +51,9 @@ pub async fn complete_with_retries(
         let remaining = deadline.saturating_duration_since(Instant::now());
         let result = match tokio::time::timeout(remaining, model.complete(request)).await {
             Ok(r) => r,
-            Err(_) => Err(ModelError::transient(model.provider(), "the run's time ran out while waiting for the model")),
+            Err(_) => {
+                Err(ModelError::transient(model.provider(), "the run's time ran out while waiting for the model"))
+            }
         };
         let error = match result {
             Ok(response) => return (Ok(response), attempt),
@@ -142,13 +144,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn permanent_errors_are_not_retried() {
         let m = scripted(vec![Err(err(ModelErrorKind::Permanent, 401, None))]);
-        let (r, attempts) = complete_with_retries(
-            &m,
-            &request(),
-            &RetryPolicy::default(),
-            Instant::now() + Duration::from_secs(600),
-        )
-        .await;
+        let (r, attempts) =
+            complete_with_retries(&m, &request(), &RetryPolicy::default(), Instant::now() + Duration::from_secs(600))
+                .await;
         assert_eq!(r.unwrap_err().status, Some(401));
         assert_eq!(attempts, 1);
     }
@@ -170,13 +168,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_retry_after_beyond_the_cap_or_the_deadline_is_not_waited_for() {
         let m = scripted(vec![Err(err(ModelErrorKind::Transient, 429, Some(3600)))]);
-        let (r, attempts) = complete_with_retries(
-            &m,
-            &request(),
-            &RetryPolicy::default(),
-            Instant::now() + Duration::from_secs(600),
-        )
-        .await;
+        let (r, attempts) =
+            complete_with_retries(&m, &request(), &RetryPolicy::default(), Instant::now() + Duration::from_secs(600))
+                .await;
         assert!(r.is_err());
         assert_eq!(attempts, 1);
         let m = scripted(vec![Err(err(ModelErrorKind::Transient, 429, Some(20)))]);

@@ -75,19 +75,20 @@ impl Agent {
         let now = self.services.clock.now();
         let attempt = AttemptId::new(now);
         let lease = ports.settings.as_ref().map_or(AgentSettings::DEFAULT_LEASE, |s| s.lease);
-        let run = match ports.runs.claim_run(id, &attempt, now, now + lease).await.map_err(|e| store_error("claim", e))? {
-            RunClaim::Claimed(run) => run,
-            RunClaim::Busy { until } => {
-                let wait = (until - now).to_std().unwrap_or_default() + Duration::from_secs(1);
-                tracing::info!(wait_s = wait.as_secs(), "run is being worked on by another delivery");
-                return Err(HandlerError::later("another delivery is working on this run", wait));
-            }
-            RunClaim::Finished(run) => {
-                // Ended by an earlier delivery that may have died before telling anyone.
-                return outcome::after_end(&self.services, ports, &run).await;
-            }
-            RunClaim::NotFound => return Err(HandlerError::permanent(format!("run {id} does not exist"))),
-        };
+        let run =
+            match ports.runs.claim_run(id, &attempt, now, now + lease).await.map_err(|e| store_error("claim", e))? {
+                RunClaim::Claimed(run) => run,
+                RunClaim::Busy { until } => {
+                    let wait = (until - now).to_std().unwrap_or_default() + Duration::from_secs(1);
+                    tracing::info!(wait_s = wait.as_secs(), "run is being worked on by another delivery");
+                    return Err(HandlerError::later("another delivery is working on this run", wait));
+                }
+                RunClaim::Finished(run) => {
+                    // Ended by an earlier delivery that may have died before telling anyone.
+                    return outcome::after_end(&self.services, ports, &run).await;
+                }
+                RunClaim::NotFound => return Err(HandlerError::permanent(format!("run {id} does not exist"))),
+            };
         let (Some(settings), Some(model)) = (ports.settings.as_ref(), self.model.as_deref()) else {
             let mut run = run;
             let why = "the agent is off: set REZ_AGENT_PROVIDER (anthropic, openai or bedrock) and REZ_AGENT_MODEL";
@@ -153,13 +154,23 @@ impl Agent {
                         let n = o.settings.max_turns;
                         let answer = last_text(&o.steps);
                         return self
-                            .finish(o, RunStatus::MaxTurns, answer, Some(format!("used all {n} model turns without finishing")))
+                            .finish(
+                                o,
+                                RunStatus::MaxTurns,
+                                answer,
+                                Some(format!("used all {n} model turns without finishing")),
+                            )
                             .await;
                     }
                     if o.run.usage.total() >= o.settings.run_token_cap {
                         let cap = o.settings.run_token_cap;
                         return self
-                            .finish(o, RunStatus::BudgetExceeded, last_text(&o.steps), Some(format!("used its cap of {cap} tokens")))
+                            .finish(
+                                o,
+                                RunStatus::BudgetExceeded,
+                                last_text(&o.steps),
+                                Some(format!("used its cap of {cap} tokens")),
+                            )
                             .await;
                     }
                     if let Some(end) = self.model_turn(o, last_try).await? {
@@ -348,8 +359,12 @@ impl Agent {
         }
         self.services.metrics.agent_step("tool_call", began.elapsed().as_secs_f64(), stored_at.elapsed().as_secs_f64());
         match &outcome.message_id {
-            Some(m) => tracing::info!(step = index, tool = %call.name, is_error = outcome.is_error, message_id = %m, ms = ran.as_millis() as u64, "tool call"),
-            None => tracing::info!(step = index, tool = %call.name, is_error = outcome.is_error, ms = ran.as_millis() as u64, "tool call"),
+            Some(m) => {
+                tracing::info!(step = index, tool = %call.name, is_error = outcome.is_error, message_id = %m, ms = ran.as_millis() as u64, "tool call")
+            }
+            None => {
+                tracing::info!(step = index, tool = %call.name, is_error = outcome.is_error, ms = ran.as_millis() as u64, "tool call")
+            }
         }
         Ok(())
     }
@@ -398,8 +413,7 @@ impl Agent {
                 duration_ms: began.elapsed().as_millis() as u64,
             },
             Err(ToolError::UnknownTool(name)) => {
-                let names: Vec<&str> =
-                    self.tools.specs().iter().map(|s| s.name).filter(|n| allowed(run, n)).collect();
+                let names: Vec<&str> = self.tools.specs().iter().map(|s| s.name).filter(|n| allowed(run, n)).collect();
                 refused(format!("there is no tool `{name}`; the tools are: {}", names.join(", ")))
             }
         }
@@ -410,15 +424,16 @@ impl Agent {
         let answer = (!text.trim().is_empty()).then_some(text);
         let (status, error) = match &turn.stop_reason {
             StopReason::EndTurn | StopReason::StopSequence => (RunStatus::Completed, None),
-            StopReason::MaxTokens => (
-                RunStatus::Failed,
-                Some(format!("the answer was cut off at {} output tokens", o.settings.max_tokens)),
-            ),
+            StopReason::MaxTokens => {
+                (RunStatus::Failed, Some(format!("the answer was cut off at {} output tokens", o.settings.max_tokens)))
+            }
             StopReason::Refusal => (RunStatus::Failed, Some("the model declined the task".to_owned())),
             StopReason::ContentFilter => (RunStatus::Failed, Some("the provider filtered the answer".to_owned())),
             StopReason::ToolUse => (RunStatus::Failed, Some("the model asked for tools but named none".to_owned())),
             StopReason::PauseTurn => (RunStatus::Failed, Some("the model paused without continuing".to_owned())),
-            StopReason::Other(r) => (RunStatus::Failed, Some(format!("the model stopped for a reason rez does not know: {r}"))),
+            StopReason::Other(r) => {
+                (RunStatus::Failed, Some(format!("the model stopped for a reason rez does not know: {r}")))
+            }
         };
         let answer = match (status, answer) {
             (RunStatus::Completed, None) => Some("(the model finished without an answer)".to_owned()),
@@ -459,8 +474,12 @@ impl Agent {
         *current = run;
         self.services.metrics.agent_run_ended(status.as_str());
         match &current.error {
-            Some(e) => tracing::info!(outcome = %status, turns = current.turns, cost_nanodollars = current.cost.0, error = %e, "run ended"),
-            None => tracing::info!(outcome = %status, turns = current.turns, cost_nanodollars = current.cost.0, "run ended"),
+            Some(e) => {
+                tracing::info!(outcome = %status, turns = current.turns, cost_nanodollars = current.cost.0, error = %e, "run ended")
+            }
+            None => {
+                tracing::info!(outcome = %status, turns = current.turns, cost_nanodollars = current.cost.0, "run ended")
+            }
         }
         outcome::after_end(&self.services, ports, current).await
     }

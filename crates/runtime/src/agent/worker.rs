@@ -26,8 +26,7 @@ impl AgentWorker {
 
 /// The run an `agent_response` message stands for, as a new record.
 pub fn run_for_message(m: &Message, provider: &str, model: &str) -> Result<AgentRun, HandlerError> {
-    let request =
-        AgentRequest::from_json(&m.payload, "payload").map_err(|e| HandlerError::permanent(e.to_string()))?;
+    let request = AgentRequest::from_json(&m.payload, "payload").map_err(|e| HandlerError::permanent(e.to_string()))?;
     let arg = |k: &str| m.arguments.get(k).and_then(Value::as_str);
     let schedule_id = arg("schedule_id").and_then(|s| ScheduleId::parse(s).ok());
     let session_id = arg("session_id").and_then(|s| ChatSessionId::parse(s).ok());

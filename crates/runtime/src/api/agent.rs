@@ -163,7 +163,8 @@ pub async fn cancel(State(s): State<Services>, Path(id): Path<String>) -> ApiRes
         .with_details(json!({"status": run.status})));
     }
     let now = s.clock.now();
-    let run = p.runs.request_cancel(&id, now).await?.ok_or_else(|| ApiError::not_found(format!("run {id} was not found")))?;
+    let run =
+        p.runs.request_cancel(&id, now).await?.ok_or_else(|| ApiError::not_found(format!("run {id} was not found")))?;
     if run.status == RunStatus::Cancelled {
         // Ended here, before any worker took it: tell the user as a worker would.
         if let Err(e) = outcome::after_end(&s, p, &run).await {
@@ -233,7 +234,10 @@ pub async fn chat(
         ApiError::bad_request("missing_field", "`message` is required").with_details(json!({"field": "message"}))
     })?;
     if fields.contains_key("prompt") || fields.contains_key("notify") {
-        return Err(ApiError::bad_request("unknown_field", "a chat turn is {message, session_id?, course?, players?, auto_book?}"));
+        return Err(ApiError::bad_request(
+            "unknown_field",
+            "a chat turn is {message, session_id?, course?, players?, auto_book?}",
+        ));
     }
     fields.insert("prompt".into(), message);
     fields.insert("notify".into(), Value::Bool(false));
@@ -246,10 +250,8 @@ pub async fn chat(
     })?;
     let origin = RunOrigin { session_id: Some(session_id.clone()), ..RunOrigin::default() };
     let (run, _) = start_run(&s, &request, &origin, CreatedBy::Api).await?;
-    let streaming = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/event-stream"));
+    let streaming =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/event-stream"));
     if streaming {
         let stream = step_stream(s, session_id, run.id);
         return Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response());
@@ -282,11 +284,7 @@ async fn wait_for(s: &Services, id: &RunId) -> ApiResult<(AgentRun, Vec<Step>)> 
 
 /// The run's steps as server-sent events: each step once it is stored (a tool call again
 /// once its result is), then `done` with the reply.
-fn step_stream(
-    s: Services,
-    session_id: ChatSessionId,
-    id: RunId,
-) -> impl Stream<Item = Result<Event, Infallible>> {
+fn step_stream(s: Services, session_id: ChatSessionId, id: RunId) -> impl Stream<Item = Result<Event, Infallible>> {
     async_stream::stream! {
         let Some(p) = s.agent.clone() else { return };
         let deadline = tokio::time::Instant::now() + CHAT_WAIT;
