@@ -264,3 +264,23 @@ async fn resigned_process_work_is_reclaimed() {
     assert_eq!(b.heartbeat().await.unwrap(), 1);
     assert_eq!(b.receive(QueueName::Notifications, 10, Duration::from_secs(360)).await.unwrap().len(), 1);
 }
+
+/// The agent's run store and budget ledger on the same database.
+mod agent {
+    use super::*;
+    use rez_core::agent::store::{AgentStore, BudgetLedger};
+    use rez_port_suite::agent::AgentFixture;
+
+    #[derive(Default)]
+    struct SqliteAgent;
+
+    #[async_trait]
+    impl AgentFixture for SqliteAgent {
+        async fn fresh_agent(&self) -> (Arc<dyn AgentStore>, Arc<dyn BudgetLedger>) {
+            let store = fresh_store(false);
+            (store.clone(), store)
+        }
+    }
+
+    rez_port_suite::agent_port_suite!(SqliteAgent);
+}
