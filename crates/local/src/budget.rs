@@ -77,14 +77,14 @@ fn run_committed(c: &Connection, run: &str) -> StoreResult<i64> {
     Ok(committed)
 }
 
-/// Whether `committed + amount` passes `cap` (a sum past `i64` passes any cap).
+/// Whether `committed + amount` passes `cap`: the refusal's committed amount and cap.
+/// (Both are checked non-negative `i64`s, so the sum is exact in `i128`.)
 fn passes(committed: i64, amount: i64, cap: Option<Nanodollars>) -> Option<(Nanodollars, Nanodollars)> {
     let cap = cap?;
-    let after = committed.checked_add(amount).and_then(|a| u64::try_from(a).ok());
-    match after {
-        Some(a) if a <= cap.0 => None,
-        _ => Some((Nanodollars(u64::try_from(committed).unwrap_or(0)), cap)),
+    if i128::from(committed) + i128::from(amount) <= i128::from(cap.0) {
+        return None;
     }
+    Some((Nanodollars(u64::try_from(committed).unwrap_or_default()), cap))
 }
 
 /// A stored reservation: its day, model, amount and the actual cost once settled.
