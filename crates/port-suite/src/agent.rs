@@ -663,6 +663,105 @@ pub async fn spend_is_kept_per_day_and_model(_: Arc<dyn AgentStore>, b: Arc<dyn 
     assert_eq!(b.day(day(21)).await.unwrap(), committed(11_000, 4_000));
 }
 
+/// A small deterministic generator (xorshift64*), so the model check below is the same
+/// sequence on every adapter and every run.
+struct Draw(u64);
+
+impl Draw {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+/// 300 reservations and settlements drawn at random over four runs and two days, each
+/// answer and each day's figures compared with a plain model of the rules after every
+/// operation, then the spend per model.
+pub async fn the_ledger_matches_a_model_of_its_rules(_: Arc<dyn AgentStore>, b: Arc<dyn BudgetLedger>) {
+    use std::collections::BTreeMap;
+    let t = now();
+    let runs: Vec<RunId> = (0..4).map(|_| RunId::new(t)).collect();
+    let days = [day(25), day(26)];
+    let (day_cap, run_cap) = (40_000u64, 25_000u64);
+    // (run, step) → (day, amount, actual once settled)
+    let mut made: BTreeMap<(usize, u32), (usize, u64, Option<u64>)> = BTreeMap::new();
+    let day_committed = |made: &BTreeMap<(usize, u32), (usize, u64, Option<u64>)>, d: usize| -> (u64, u64) {
+        made.values().filter(|(on, ..)| *on == d).fold((0, 0), |(c, s), (_, amount, actual)| match actual {
+            Some(a) => (c + a, s + a),
+            None => (c + amount, s),
+        })
+    };
+    let run_committed = |made: &BTreeMap<(usize, u32), (usize, u64, Option<u64>)>, r: usize| -> u64 {
+        made.iter().filter(|((run, _), _)| *run == r).map(|(_, (_, amount, actual))| actual.unwrap_or(*amount)).sum()
+    };
+    let mut draw = Draw(0x9E37_79B9_7F4A_7C15);
+    // How often each rule decided: the sequence must exercise every one.
+    let mut seen = [0u32; 5]; // granted, again, over the day, over the run, settled
+    for op in 0..300 {
+        let open: Vec<(usize, u32)> = made.iter().filter(|(_, v)| v.2.is_none()).map(|(k, _)| *k).collect();
+        if !open.is_empty() && draw.below(3) == 0 {
+            let key = open[usize::try_from(draw.below(open.len() as u64)).expect("small")];
+            let (d, amount, _) = made[&key];
+            let actual = draw.below(amount + 1);
+            let r = reservation(&runs[key.0], key.1, days[d], amount, Some(day_cap), Some(run_cap));
+            b.settle(&r, Nanodollars(actual), &usage(actual / 10, 1)).await.expect("settle");
+            made.insert(key, (d, amount, Some(actual)));
+            seen[4] += 1;
+        } else {
+            let (run, step) =
+                (usize::try_from(draw.below(4)).expect("small"), u32::try_from(draw.below(12)).expect("small"));
+            let d = usize::try_from(draw.below(2)).expect("small");
+            let amount = 1 + draw.below(12_000);
+            let r = reservation(&runs[run], step, days[d], amount, Some(day_cap), Some(run_cap));
+            let got = b.reserve(&r).await.expect("reserve");
+            let (day_now, _) = day_committed(&made, d);
+            let run_now = run_committed(&made, run);
+            let over_day = day_now + amount > day_cap;
+            let over_run = run_now + amount > run_cap;
+            let day_refusal = Reserved::DayExceeded { committed: Nanodollars(day_now), cap: Nanodollars(day_cap) };
+            let run_refusal = Reserved::RunExceeded { committed: Nanodollars(run_now), cap: Nanodollars(run_cap) };
+            let reserved_before = made.contains_key(&(run, step));
+            if reserved_before {
+                assert_eq!(got, Reserved::Granted, "op {op}: the same step again");
+                seen[1] += 1;
+            } else if over_day && over_run {
+                assert!(got == day_refusal || got == run_refusal, "op {op}: {got:?}");
+                seen[2] += 1;
+            } else if over_day {
+                assert_eq!(got, day_refusal, "op {op}");
+                seen[2] += 1;
+            } else if over_run {
+                assert_eq!(got, run_refusal, "op {op}");
+                seen[3] += 1;
+            } else {
+                assert_eq!(got, Reserved::Granted, "op {op}");
+                made.insert((run, step), (d, amount, None));
+                seen[0] += 1;
+            }
+        }
+        for (d, on) in days.iter().enumerate() {
+            let (c, spent) = day_committed(&made, d);
+            assert_eq!(b.day(*on).await.unwrap(), committed(c, spent), "op {op}, day {on}");
+            assert!(c <= day_cap, "op {op}: the model itself never passes the cap");
+        }
+    }
+    assert!(seen.iter().all(|&n| n > 0), "every rule decided at least once: {seen:?}");
+    let spend = b.spend(days[0], days[1]).await.unwrap();
+    for (d, on) in days.iter().enumerate() {
+        let settled: Vec<u64> = made.values().filter(|(x, ..)| *x == d).filter_map(|v| v.2).collect();
+        let row = spend.iter().find(|m| m.day == *on);
+        match row {
+            Some(m) => {
+                assert_eq!((m.calls, m.cost.0), (settled.len() as u64, settled.iter().sum::<u64>()), "{on}");
+                assert_eq!(m.usage.input_tokens, settled.iter().map(|a| a / 10).sum::<u64>(), "{on}");
+            }
+            None => assert!(settled.is_empty(), "{on}: spend of settled calls is missing"),
+        }
+    }
+}
+
 /// The race the budget exists for: 20 runs reserve at once against a day's cap that fits
 /// exactly 5 calls. Exactly 5 are granted, the day never commits past its cap, and once
 /// settled below their reservations the spend is the sum of the actual costs.
@@ -760,7 +859,8 @@ macro_rules! agent_port_suite {
             a_cancel_ends_a_queued_run_and_flags_a_running_one, one_of_two_concurrent_claims_wins,
             one_of_two_concurrent_appends_wins, chat_sessions_keep_exchanges_in_order_once_per_run,
             reservations_count_once_within_their_caps, settling_replaces_a_reservation_by_its_cost,
-            spend_is_kept_per_day_and_model, concurrent_reservations_never_pass_the_day_cap,
+            spend_is_kept_per_day_and_model, the_ledger_matches_a_model_of_its_rules,
+            concurrent_reservations_never_pass_the_day_cap,
             concurrent_reservations_never_pass_a_run_cap);
     };
     (@tests $fixture:ty; $($name:ident),* $(,)?) => {

@@ -87,7 +87,8 @@ pub trait AgentStore: Send + Sync + 'static {
 
     async fn get_session(&self, id: &ChatSessionId) -> StoreResult<Option<ChatSession>>;
     /// Append an exchange to a session, creating the session if it is new. Idempotent per
-    /// run: an exchange of a run already in the session is not added again.
+    /// run: an exchange of a run already in the session is not added again. A session was
+    /// created at its first exchange's `at` and updated at its latest's.
     async fn append_exchange(&self, id: &ChatSessionId, exchange: &ChatExchange) -> StoreResult<ChatSession>;
 }
 
@@ -156,6 +157,6 @@ pub trait BudgetLedger: Send + Sync + 'static {
     /// with). A reservation never made: `StoreError::NotFound`.
     async fn settle(&self, reservation: &BudgetReservation, actual: Nanodollars, usage: &Usage) -> StoreResult<()>;
     async fn day(&self, day: NaiveDate) -> StoreResult<DayBudget>;
-    /// Settled spend per day and model, for the days `from..=to`.
+    /// Settled spend per day and model, for the days `from..=to`, by day then model.
     async fn spend(&self, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<ModelSpend>>;
 }
