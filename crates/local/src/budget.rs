@@ -119,15 +119,18 @@ impl BudgetLedger for LocalStore {
                 }
                 let (day_now, _) = day_committed(tx, &day)?;
                 if let Some((committed, cap)) = passes(day_now, amount, r.day_cap) {
-                    tracing::info!(run_id = %r.run, step = r.step, %day, %committed, %cap, "the day's budget refused a model call");
+                    let step = r.step;
+                    tracing::info!(run_id = %r.run, step, %day, %committed, %cap, "day budget refused a call");
                     return Ok(Reserved::DayExceeded { committed, cap });
                 }
                 let run_now = run_committed(tx, run)?;
                 if let Some((committed, cap)) = passes(run_now, amount, r.run_cap) {
-                    tracing::info!(run_id = %r.run, step = r.step, %committed, %cap, "the run's budget refused a model call");
+                    let step = r.step;
+                    tracing::info!(run_id = %r.run, step, %committed, %cap, "run budget refused a call");
                     return Ok(Reserved::RunExceeded { committed, cap });
                 }
-                let (day_after, run_after) = (sum("the day's committed", day_now, amount)?, sum("the run's committed", run_now, amount)?);
+                let day_after = sum("the day's committed", day_now, amount)?;
+                let run_after = sum("the run's committed", run_now, amount)?;
                 tx.prepare_cached(
                     "INSERT INTO budget_reservations (run_id, step, day, model, amount, actual) \
                      VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
