@@ -271,12 +271,16 @@ pub(crate) struct ParsedRequest {
 /// A fault the format renders in its own error shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fault {
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
     Overloaded,
     ServerError,
     Unauthorized,
     ModelNotFound,
     BadRequest,
+    /// OpenAI's reasoning models: `max_tokens` is not supported, use `max_completion_tokens`.
+    MaxTokensUnsupported,
 }
 
 struct Inner {
@@ -291,6 +295,8 @@ struct Inner {
     attempts: usize,
     serial: u64,
     latency: Duration,
+    /// OpenAI format: refuse `max_tokens` as OpenAI's reasoning models do.
+    refuse_max_tokens: bool,
 }
 
 struct Shared {
@@ -352,6 +358,7 @@ impl FakeModel {
                 attempts: 0,
                 serial: 0,
                 latency: Duration::ZERO,
+                refuse_max_tokens: false,
             }),
             closed: AtomicBool::new(false),
             closing: Notify::new(),
@@ -423,6 +430,13 @@ impl FakeModel {
     /// SigV4-signed and accepted with any signature.
     pub fn expect_key(&self, key: &str) {
         self.shared.lock().expected_key = Some(key.to_owned());
+    }
+
+    /// Answer OpenAI-format requests that carry `max_tokens` with OpenAI's 400
+    /// "Unsupported parameter: 'max_tokens' … Use 'max_completion_tokens' instead", as its
+    /// reasoning models do.
+    pub fn refuse_max_tokens(&self) {
+        self.shared.lock().refuse_max_tokens = true;
     }
 
     /// Delay every answer (faults included) by `latency`.
@@ -618,6 +632,9 @@ fn plan(
             return (Plan::Fault(fault), latency);
         }
     };
+    if format == WireFormat::OpenAi && inner.refuse_max_tokens && value.get("max_tokens").is_some() && !key_refused {
+        return (Plan::Fault(Fault::MaxTokensUnsupported), latency);
+    }
     let parsed = match format {
         WireFormat::Anthropic => anthropic::parse(&value, &headers),
         WireFormat::OpenAi => openai::parse(&value),

@@ -126,7 +126,7 @@ pub(crate) fn fault(f: Fault) -> Response {
         Fault::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "api_error", "Internal server error"),
         Fault::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_error", "invalid x-api-key"),
         Fault::ModelNotFound => (StatusCode::NOT_FOUND, "not_found_error", "model: not found"),
-        Fault::BadRequest => {
+        Fault::BadRequest | Fault::MaxTokensUnsupported => {
             (StatusCode::BAD_REQUEST, "invalid_request_error", "the request does not follow the Messages API")
         }
     };

@@ -132,7 +132,7 @@ pub(crate) fn fault(f: Fault) -> Response {
         Fault::ModelNotFound => {
             (StatusCode::NOT_FOUND, "ResourceNotFoundException", "The model with the specified model ID was not found.")
         }
-        Fault::BadRequest => {
+        Fault::BadRequest | Fault::MaxTokensUnsupported => {
             (StatusCode::BAD_REQUEST, "ValidationException", "The request does not follow the Converse API.")
         }
     };

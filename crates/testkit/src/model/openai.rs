@@ -184,6 +184,12 @@ pub(crate) fn fault(f: Fault) -> Response {
             "invalid_request",
             "The request does not follow the Chat Completions API.",
         ),
+        Fault::MaxTokensUnsupported => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "unsupported_parameter",
+            "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+        ),
     };
     let body = json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
     let mut resp = (status, axum::Json(body)).into_response();
