@@ -5,7 +5,8 @@
 //!
 //! It is driven by a script of [`FakeTurn`]s, one per request: an answer (text, tool
 //! calls, malformed tool arguments, an unknown tool name, a chosen stop reason and usage)
-//! or a fault (429 with `retry-after`, overloaded, 500, a hang, 401, 404). When the script
+//! or a fault (429 with `retry-after`, overloaded, 500, a hang, 401, 404, a 200 that is
+//! an HTML page). When the script
 //! is empty a responder closure decides ([`FakeModel::respond_with`], for many concurrent
 //! conversations), else a default answer (`done`).
 //!
@@ -29,7 +30,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use rez_core::agent::model::{ChatMessage, ContentBlock, Role, StopReason, ToolDefinition, Usage};
 use serde_json::Value;
@@ -166,6 +167,9 @@ pub enum FakeTurn {
     ServerError,
     /// Never answers (until the fake is dropped).
     Hang,
+    /// `200 OK` with an HTML page instead of the answer, as a captive proxy or a
+    /// misrouted load balancer sends.
+    Garbled,
     /// 401 in the provider's error shape, whatever key was sent.
     Unauthorized,
     /// 404, the model does not exist.
@@ -493,7 +497,7 @@ fn conversation_key(r: &SeenRequest) -> String {
 /// The tool-use protocol every provider enforces, checked on the neutral conversation:
 /// the conversation starts with a user message; each tool_result answers a tool_use of
 /// the assistant message right before it, once; every tool_use of an assistant message is
-/// answered in the next message; the last message is the user's.
+/// answered in the next message.
 pub(crate) fn check_conversation(messages: &[ChatMessage]) -> Vec<String> {
     let mut problems = Vec::new();
     match messages.first() {
@@ -543,13 +547,9 @@ pub(crate) fn check_conversation(messages: &[ChatMessage]) -> Vec<String> {
             Vec::new()
         };
     }
-    if let Some(m) = messages.last()
-        && m.role != Role::User
-    {
-        problems.push("the last message is not the user's".into());
-        if !asked.is_empty() {
-            problems.push(format!("tool_use {asked:?} of the last message is not answered"));
-        }
+    // A last assistant message is a prefill the providers accept, but not with tool calls.
+    if !asked.is_empty() {
+        problems.push(format!("tool_use {asked:?} of the last message is not answered"));
     }
     problems
 }
@@ -559,6 +559,7 @@ enum Plan {
     Reply(ResolvedReply),
     Fault(Fault),
     Hang,
+    Garbled,
 }
 
 /// The format-independent part of serving one request.
@@ -585,6 +586,12 @@ async fn serve(
             WireFormat::OpenAi => openai::fault(fault),
             WireFormat::Bedrock => bedrock::fault(fault),
         },
+        Plan::Garbled => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "text/html")],
+            "<html><body>Service temporarily unavailable</body></html>",
+        )
+            .into_response(),
         Plan::Hang => {
             loop {
                 let closing = shared.closing.notified();
@@ -696,6 +703,7 @@ fn plan(
         FakeTurn::Unauthorized => Plan::Fault(Fault::Unauthorized),
         FakeTurn::ModelNotFound => Plan::Fault(Fault::ModelNotFound),
         FakeTurn::Hang => Plan::Hang,
+        FakeTurn::Garbled => Plan::Garbled,
     };
     (plan, latency)
 }

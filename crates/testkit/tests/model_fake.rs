@@ -331,3 +331,23 @@ async fn the_responder_answers_each_conversation_from_its_request() {
     }
     assert_eq!(fake.requests().len(), 20);
 }
+
+#[tokio::test]
+async fn a_prefill_is_accepted_and_a_garbled_answer_is_an_html_page() {
+    let fake = FakeModel::start().await;
+    fake.script([FakeTurn::text("ok"), FakeTurn::Garbled]);
+    let prefill = json!({"model": "m", "max_tokens": 10, "messages": [
+        {"role": "user", "content": "Answer in JSON"}, {"role": "assistant", "content": "{"}]});
+    let (status, _, _) = anthropic(&fake, "k", prefill).await;
+    assert_eq!(status, 200);
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+    let resp = client()
+        .post(format!("{}/v1/chat/completions", fake.url()))
+        .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/html");
+    assert!(resp.text().await.expect("body").starts_with("<html>"));
+}
