@@ -303,3 +303,19 @@ async fn a_wrong_path_is_a_permanent_404_that_names_the_base_url() {
     assert_eq!((err.kind, err.status), (ModelErrorKind::Permanent, Some(404)));
     assert!(err.message.contains("base URL"), "{}", err.message);
 }
+
+#[tokio::test]
+async fn a_200_that_is_not_a_model_answer_is_transient_and_retried() {
+    let fake = FakeModel::start().await;
+    fake.script([FakeTurn::Garbled, FakeTurn::text("ok")]);
+    let client = anthropic(&fake, KEY, Duration::from_secs(5));
+    let (result, attempts) = complete_with_retries(&client, &request("hi"), &quick()).await;
+    assert!(result.is_ok());
+    assert_eq!(attempts, 2);
+
+    fake.script(std::iter::repeat_n(FakeTurn::Garbled, 4));
+    let (result, attempts) = complete_with_retries(&client, &request("hi"), &quick()).await;
+    let err = result.expect_err("gives up");
+    assert_eq!((attempts, err.kind, err.status), (4, ModelErrorKind::Transient, Some(200)));
+    assert!(err.message.contains("check the base URL"), "{}", err.message);
+}
