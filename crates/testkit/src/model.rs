@@ -682,14 +682,13 @@ fn plan(
     if broken {
         return (Plan::Fault(Fault::BadRequest), latency);
     }
-    let turn = match inner.script.pop_front() {
-        Some(turn) => turn,
-        None => match inner.responder.clone() {
-            // The responder runs under the lock: it must not call back into the fake.
-            Some(responder) => responder(&seen),
-            None => inner.default_turn.clone(),
-        },
-    };
+    let scripted = inner.script.pop_front();
+    let responder = if scripted.is_none() { inner.responder.clone() } else { None };
+    let default_turn = inner.default_turn.clone();
+    // The responder runs without the lock, so it may look at the fake (e.g. `requests()`).
+    drop(inner);
+    let turn = scripted.or_else(|| responder.map(|r| r(&seen))).unwrap_or(default_turn);
+    let mut inner = shared.lock();
     let plan = match turn {
         FakeTurn::Reply(reply) => {
             inner.answered[index] = true;

@@ -307,7 +307,14 @@ async fn bedrock_converse_round_trip() {
 #[tokio::test]
 async fn the_responder_answers_each_conversation_from_its_request() {
     let fake = FakeModel::start().await;
-    fake.respond_with(|req| FakeTurn::text(format!("echo: {}", req.last_user_text())));
+    let fake = std::sync::Arc::new(fake);
+    let inspect = std::sync::Arc::downgrade(&fake);
+    // The responder may look at the fake itself.
+    fake.respond_with(move |req| {
+        let seen = inspect.upgrade().map_or(0, |f| f.requests().len());
+        assert!(seen > req.index, "the request is recorded before the responder runs");
+        FakeTurn::text(format!("echo: {}", req.last_user_text()))
+    });
     let mut tasks = Vec::new();
     for i in 0..20 {
         let url = format!("{}/v1/messages", fake.url());
