@@ -10,6 +10,7 @@ use rez_runtime::services::Limits;
 use serde::Deserialize;
 use url::Url;
 
+use crate::agent_config::{AgentConfig, AgentFile};
 use crate::inbound::InboundLimits;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,8 @@ struct FileConfig {
     http: HttpFile,
     #[serde(default)]
     limits: LimitsFile,
+    #[serde(default)]
+    agent: AgentFile,
 }
 
 /// `[limits]`: input limits of SPEC §8.
@@ -164,6 +167,8 @@ pub struct Config {
     pub limits: Limits,
     /// Golf booking: the request timeout and the exactly-once timing.
     pub golf: GolfSettings,
+    /// The agent: provider, model, keys, caps and prices.
+    pub agent: AgentConfig,
     /// Where the configuration came from, for `rez config check`.
     pub sources: Vec<String>,
 }
@@ -188,6 +193,7 @@ impl std::fmt::Debug for Config {
             .field("inbound", &self.inbound)
             .field("limits", &self.limits)
             .field("golf", &self.golf)
+            .field("agent", &self.agent)
             .finish()
     }
 }
@@ -384,6 +390,7 @@ impl Config {
             num("REZ_MCP_MAX_SESSIONS", fc.mcp.max_sessions, rez_mcp::http::DEFAULT_MAX_SESSIONS as u64, 1..=100_000)?
                 as usize;
         let golf = GolfSettings::load(fc.golf, &env)?;
+        let agent = AgentConfig::load(fc.agent, &env)?;
         sources.push("environment".into());
         Ok(Self {
             data_dir,
@@ -406,6 +413,7 @@ impl Config {
             inbound,
             limits,
             golf,
+            agent,
             sources,
         })
     }

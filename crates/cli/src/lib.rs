@@ -2,6 +2,7 @@
 //! commands. Integration tests drive [`serve::Server`] in-process on port 0; the crash
 //! test runs the real binary.
 
+pub mod agent_config;
 pub mod commands;
 pub mod config;
 pub mod inbound;

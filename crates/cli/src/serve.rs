@@ -85,7 +85,7 @@ impl Server {
             NotificationProcessor::new(services.inbox.clone(), services.notifier.clone(), services.metrics.clone());
         let web_actions =
             WebActionWorker::new(wiring::web_actions(&config, &store)?, services.results.clone(), services.clone());
-        let schedule_messages = ScheduleConsumer::new(services.schedules.clone());
+        let schedule_messages = ScheduleConsumer::new(services.clone());
         let mut workers = vec![
             spawn_pool(QueueName::Notifications, config.notify_concurrency, Arc::new(notifications)),
             spawn_pool(QueueName::WebActions, 8, Arc::new(web_actions)),

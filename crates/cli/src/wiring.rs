@@ -106,6 +106,7 @@ pub fn services(config: &Config, store: &LocalStore, engine: LocalEngine) -> any
         engine: Arc::new(engine),
         notifier: notifier(config)?,
         clock: store.clock().clone(),
+        agent: None,
     };
     let services = Services::with_limits(ports, config.api_key.clone(), config.stage, config.limits);
     let metrics = services.metrics.clone();

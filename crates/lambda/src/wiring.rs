@@ -98,6 +98,7 @@ impl App {
             engine,
             notifier,
             clock,
+            agent: None,
         };
         let services = Services::new(ports, admin_key, settings.stage);
         let courses = Arc::new(

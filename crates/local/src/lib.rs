@@ -1,12 +1,15 @@
 //! `rez-local` implements rez_agent's ports on one embedded SQLite database (WAL mode):
 //! the message store, durable topics and queues with SQS semantics, the notification
-//! inbox and API keys. It is what `rez serve` runs on.
+//! inbox and API keys, and the agent's run store and budget ledger. It is what
+//! `rez serve` runs on.
 //!
 //! All writes go through one writer thread that commits in groups ([`db::Db`]): every
 //! accepted write is durable (`synchronous=FULL`) before its caller hears back, and
 //! concurrent writers share one fsync. Reads use a small pool of connections.
 
+mod agent;
 mod booking;
+mod budget;
 mod codec;
 pub mod db;
 pub mod files;

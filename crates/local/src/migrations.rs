@@ -164,6 +164,69 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE booking_ledger ADD COLUMN lease_until_ms INTEGER;
     ALTER TABLE booking_ledger ADD COLUMN verification TEXT;
     "#,
+    // 8: the agent's runs, their steps and chat sessions (agent.rs), and the budget
+    //    ledger (budget.rs). A run and a step are JSON documents; the columns beside them
+    //    are what listing filters on. Money is whole nanodollars.
+    r#"
+    CREATE TABLE agent_runs (
+        id          TEXT PRIMARY KEY,
+        status      TEXT NOT NULL,
+        schedule_id TEXT,
+        session_id  TEXT,
+        doc         TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX agent_runs_by_status ON agent_runs(status, id);
+    CREATE INDEX agent_runs_by_schedule ON agent_runs(schedule_id, id) WHERE schedule_id IS NOT NULL;
+    CREATE INDEX agent_runs_by_session ON agent_runs(session_id, id) WHERE session_id IS NOT NULL;
+    CREATE TABLE agent_steps (
+        run_id TEXT NOT NULL,
+        idx    INTEGER NOT NULL,
+        doc    TEXT NOT NULL,
+        PRIMARY KEY (run_id, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE agent_sessions (
+        id         TEXT PRIMARY KEY,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE agent_exchanges (
+        session_id TEXT NOT NULL,
+        seq        INTEGER NOT NULL,
+        run_id     TEXT NOT NULL,
+        doc        TEXT NOT NULL,
+        PRIMARY KEY (session_id, seq),
+        UNIQUE (session_id, run_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE budget_days (
+        day       TEXT PRIMARY KEY,
+        committed INTEGER NOT NULL,
+        spent     INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE budget_runs (
+        run_id    TEXT PRIMARY KEY,
+        committed INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE budget_reservations (
+        run_id TEXT NOT NULL,
+        step   INTEGER NOT NULL,
+        day    TEXT NOT NULL,
+        model  TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        actual INTEGER,
+        PRIMARY KEY (run_id, step)
+    ) WITHOUT ROWID;
+    CREATE TABLE budget_spend (
+        day                TEXT NOT NULL,
+        model              TEXT NOT NULL,
+        calls              INTEGER NOT NULL,
+        input_tokens       INTEGER NOT NULL,
+        output_tokens      INTEGER NOT NULL,
+        cache_read_tokens  INTEGER NOT NULL,
+        cache_write_tokens INTEGER NOT NULL,
+        cost               INTEGER NOT NULL,
+        PRIMARY KEY (day, model)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -264,3 +264,195 @@ async fn resigned_process_work_is_reclaimed() {
     assert_eq!(b.heartbeat().await.unwrap(), 1);
     assert_eq!(b.receive(QueueName::Notifications, 10, Duration::from_secs(360)).await.unwrap().len(), 1);
 }
+
+/// The agent's run store and budget ledger on the same database.
+mod agent {
+    use super::*;
+    use rez_core::agent::store::{AgentStore, BudgetLedger};
+    use rez_port_suite::agent::AgentFixture;
+
+    #[derive(Default)]
+    struct SqliteAgent;
+
+    #[async_trait]
+    impl AgentFixture for SqliteAgent {
+        async fn fresh_agent(&self) -> (Arc<dyn AgentStore>, Arc<dyn BudgetLedger>) {
+            let store = fresh_store(false);
+            (store.clone(), store)
+        }
+    }
+
+    rez_port_suite::agent_port_suite!(SqliteAgent);
+
+    use chrono::{NaiveDate, TimeDelta};
+    use rez_core::agent::model::Usage;
+    use rez_core::agent::money::Nanodollars;
+    use rez_core::agent::run::{AgentRequest, AgentRun, ChatExchange, Step, StepKind, ToolCall, tool_call_key};
+    use rez_core::agent::store::{BudgetReservation, Reserved, RunClaim, RunFilter};
+    use rez_core::clock::Clock;
+    use rez_core::id::{AttemptId, ChatSessionId, RunId};
+    use rez_core::message::CreatedBy;
+    use rez_core::ports::StoreError;
+
+    async fn damage(store: &LocalStore, sql: &'static str) {
+        store
+            .db()
+            .write(move |ctx| ctx.tx.execute_batch(sql).map_err(|e| StoreError::Unavailable(e.to_string())))
+            .await
+            .expect("damage the rows");
+    }
+
+    async fn raw(store: &LocalStore, sql: &'static str) -> String {
+        store
+            .db()
+            .read(move |c| {
+                c.query_row(sql, [], |r| r.get::<_, String>(0)).map_err(|e| StoreError::Unavailable(e.to_string()))
+            })
+            .await
+            .expect("read the row")
+    }
+
+    fn corrupt<T: std::fmt::Debug>(what: &str, r: Result<T, StoreError>) {
+        assert!(matches!(&r, Err(StoreError::Corrupt(_))), "{what}: {r:?}");
+    }
+
+    /// SQLite-specific: a run, step, exchange or budget row that no longer decodes is
+    /// `Corrupt` with the reason, for reads and writes alike, and nothing is written over
+    /// it (reading a damaged run as absent would start it again; a damaged step as
+    /// missing would repeat its side effect).
+    #[tokio::test]
+    async fn an_unreadable_agent_row_is_corrupt_and_left_alone() {
+        let store = fresh_store(false);
+        let t = SystemClock.now();
+        let request =
+            AgentRequest { prompt: "book".into(), course: None, players: None, auto_book: false, notify: true };
+        let run = AgentRun::new(RunId::new(t), request, CreatedBy::Api, None, None, None, "anthropic", "m", t);
+        store.create_run(&run).await.expect("create");
+        let attempt = AttemptId::new(t);
+        let RunClaim::Claimed(mut run) =
+            store.claim_run(&run.id, &attempt, t, t + TimeDelta::seconds(60)).await.expect("claim")
+        else {
+            panic!("claimed");
+        };
+        let step = Step {
+            index: 0,
+            at: t,
+            kind: StepKind::ToolCall(ToolCall {
+                call_id: "toolu_1".into(),
+                name: "list_courses".into(),
+                arguments: serde_json::json!({}),
+                idempotency_key: tool_call_key(&run.id, 0),
+                outcome: None,
+            }),
+        };
+        run.steps = 1;
+        store.append_step(&run, &step, &attempt).await.expect("step");
+        let session = ChatSessionId::new(t);
+        let exchange = ChatExchange { run_id: run.id.clone(), user: "hi".into(), assistant: "hello".into(), at: t };
+        store.append_exchange(&session, &exchange).await.expect("exchange");
+
+        damage(&store, "UPDATE agent_steps SET doc = '{\"index\": 0, \"kind\": \"tool_call\"'").await;
+        corrupt("steps", store.steps(&run.id).await);
+        let done = rez_core::agent::run::ToolOutcome {
+            text: "x".into(),
+            structured: None,
+            is_error: false,
+            message_id: None,
+            duration_ms: 1,
+        };
+        corrupt("finish_tool_call", store.finish_tool_call(&run.id, 0, &done, &attempt).await);
+        assert_eq!(raw(&store, "SELECT doc FROM agent_steps").await, "{\"index\": 0, \"kind\": \"tool_call\"");
+
+        damage(&store, "UPDATE agent_exchanges SET doc = '{}'").await;
+        corrupt("get_session", store.get_session(&session).await);
+        let next = ChatExchange { run_id: RunId::new(t), ..exchange };
+        corrupt("append_exchange", store.append_exchange(&session, &next).await);
+
+        damage(&store, "UPDATE agent_runs SET doc = '{\"id\": 1}'").await;
+        corrupt("get_run", store.get_run(&run.id).await);
+        corrupt("list_runs", store.list_runs(&RunFilter { limit: 10, ..Default::default() }).await);
+        corrupt("claim_run", store.claim_run(&run.id, &AttemptId::new(t), t, t).await);
+        corrupt("request_cancel", store.request_cancel(&run.id, t).await);
+        corrupt("update_run", store.update_run(&run, &attempt).await);
+        corrupt("create_run", store.create_run(&run).await);
+        assert_eq!(raw(&store, "SELECT doc FROM agent_runs").await, "{\"id\": 1}", "nothing was written over it");
+        // A document of another run under this id is as unreadable.
+        let other = AgentRun { id: RunId::new(t), ..run.clone() };
+        let doc = serde_json::to_string(&other).expect("json");
+        let id = run.id.to_string();
+        store
+            .db()
+            .write(move |ctx| {
+                ctx.tx
+                    .execute("UPDATE agent_runs SET doc = ?2 WHERE id = ?1", [&id, &doc])
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))
+            })
+            .await
+            .expect("swap the document");
+        corrupt("a document of another run", store.get_run(&run.id).await);
+
+        let day = NaiveDate::from_ymd_opt(2026, 12, 6).expect("date");
+        let r = BudgetReservation {
+            run: run.id.clone(),
+            step: 1,
+            day,
+            model: "m".into(),
+            amount: Nanodollars(10),
+            day_cap: Some(Nanodollars(100)),
+            run_cap: None,
+        };
+        assert_eq!(store.reserve(&r).await.expect("reserve"), Reserved::Granted);
+        damage(&store, "UPDATE budget_days SET committed = -5").await;
+        corrupt("day", store.day(day).await);
+        corrupt("reserve", store.reserve(&BudgetReservation { step: 2, ..r.clone() }).await);
+        corrupt("settle", store.settle(&r, Nanodollars(5), &Usage::default()).await);
+        damage(&store, "UPDATE budget_days SET committed = 10").await;
+        store.settle(&r, Nanodollars(5), &Usage::default()).await.expect("settle");
+        assert_eq!(store.spend(day, day).await.expect("spend").len(), 1);
+        damage(&store, "UPDATE budget_spend SET cost = -1").await;
+        corrupt("spend", store.spend(day, day).await);
+    }
+
+    /// SQLite-specific: money is an `i64` column. An amount above `i64::MAX`, or a sum
+    /// that would pass it, is refused and changes nothing; never wrapped.
+    #[tokio::test]
+    async fn amounts_past_what_sqlite_holds_are_refused() {
+        let store = fresh_store(false);
+        let t = SystemClock.now();
+        let day = NaiveDate::from_ymd_opt(2026, 12, 7).expect("date");
+        let r = |step: u32, amount: u64, day_cap: Option<u64>| BudgetReservation {
+            run: RunId::new(t),
+            step,
+            day,
+            model: "m".into(),
+            amount: Nanodollars(amount),
+            day_cap: day_cap.map(Nanodollars),
+            run_cap: None,
+        };
+        let huge = r(0, u64::MAX, None);
+        assert!(matches!(store.reserve(&huge).await, Err(StoreError::Conflict(_))));
+        assert_eq!(store.day(day).await.expect("day").committed, Nanodollars::ZERO);
+        let max = i64::MAX.unsigned_abs();
+        let first = r(0, max, None);
+        assert_eq!(store.reserve(&first).await.expect("reserve"), Reserved::Granted);
+        assert!(matches!(store.reserve(&r(1, 1, None)).await, Err(StoreError::Conflict(_))), "the sum would wrap");
+        assert_eq!(
+            store.reserve(&r(1, 1, Some(max))).await.expect("reserve"),
+            Reserved::DayExceeded { committed: Nanodollars(max), cap: Nanodollars(max) },
+        );
+        let within_cap = store.reserve(&r(1, 1, Some(u64::MAX))).await;
+        assert!(matches!(within_cap, Err(StoreError::Conflict(_))), "within the cap, past i64: {within_cap:?}");
+        assert_eq!(store.day(day).await.expect("day").committed, Nanodollars(max));
+        let big_usage = Usage { input_tokens: u64::MAX, ..Usage::default() };
+        assert!(matches!(store.settle(&first, Nanodollars(1), &big_usage).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            store.settle(&first, Nanodollars(u64::MAX), &Usage::default()).await,
+            Err(StoreError::Conflict(_))
+        ));
+        store.settle(&first, Nanodollars(7), &Usage::default()).await.expect("settle");
+        assert_eq!(
+            store.day(day).await.expect("day"),
+            rez_core::agent::store::DayBudget { spent: Nanodollars(7), committed: Nanodollars(7) }
+        );
+    }
+}

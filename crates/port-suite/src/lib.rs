@@ -6,6 +6,11 @@
 //! one `#[tokio::test]` per check. Timing-dependent checks use real, short durations
 //! (visibility timeouts and backoffs of a few hundred ms) so they also hold on a remote
 //! emulator whose clock we cannot pause.
+//!
+//! The agent's ports (run store and budget ledger) have their own suite in [`agent`],
+//! with its own fixture and macro.
+
+pub mod agent;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,6 +4,7 @@
 //! ([`api`]) and the tool registry the MCP server and the agent share ([`tools`]). It
 //! never names a concrete adapter; binaries wire SQLite or AWS adapters in.
 
+pub mod agent;
 pub mod api;
 pub mod intake;
 pub mod keys;

@@ -34,6 +34,24 @@ pub struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabel {
+    pub model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabel {
+    pub model: String,
+    /// `input`, `output`, `cache_read`, `cache_write`.
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabel {
+    /// `model_turn` or `tool_call`.
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PushLabel {
     pub outcome: String,
 }
@@ -77,6 +95,11 @@ pub struct Metrics {
     missed: Counter,
     failed_fires: Counter,
     commits: Histogram,
+    agent_runs: Family<PushLabel, Counter>,
+    agent_tokens: Family<TokenLabel, Counter>,
+    agent_cost: Family<ModelLabel, Counter>,
+    agent_steps: Family<StepLabel, Histogram>,
+    agent_overhead: Histogram,
 }
 
 /// 100 µs .. ~13 s: for times that are usually well under a millisecond.
@@ -140,8 +163,31 @@ impl Metrics {
             "Time a group commit of the embedded store took to write and sync its WAL; every write waits for one",
             commits.clone(),
         );
+        let agent_runs = Family::<PushLabel, Counter>::default();
+        let agent_tokens = Family::<TokenLabel, Counter>::default();
+        let agent_cost = Family::<ModelLabel, Counter>::default();
+        let agent_steps = Family::<StepLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let agent_overhead = fine_histogram();
+        registry.register("agent_runs", "Agent runs ended, by outcome", agent_runs.clone());
+        registry.register("agent_tokens", "Tokens agent runs used, by model and kind", agent_tokens.clone());
+        registry.register("agent_cost_nanodollars", "What agent runs' model calls cost, by model", agent_cost.clone());
+        registry.register(
+            "agent_step_seconds",
+            "Wall time of an agent step (a model turn with its retries, or a tool call)",
+            agent_steps.clone(),
+        );
+        registry.register(
+            "agent_step_overhead_seconds",
+            "rez's own time per agent step: the step's wall time less the model call or tool it waited for",
+            agent_overhead.clone(),
+        );
         Self {
             registry,
+            agent_runs,
+            agent_tokens,
+            agent_cost,
+            agent_steps,
+            agent_overhead,
             accepted,
             handled,
             latency,
@@ -156,6 +202,30 @@ impl Metrics {
             failed_fires,
             commits,
         }
+    }
+
+    /// An agent run ended with `outcome` (its final status).
+    pub fn agent_run_ended(&self, outcome: &str) {
+        self.agent_runs.get_or_create(&PushLabel { outcome: outcome.to_owned() }).inc();
+    }
+
+    /// A model turn of `model` used `usage` and cost `cost_nanodollars`.
+    pub fn agent_model_turn(&self, model: &str, usage: &rez_core::agent::Usage, cost_nanodollars: u64) {
+        for (kind, n) in [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+            ("cache_read", usage.cache_read_tokens),
+            ("cache_write", usage.cache_write_tokens),
+        ] {
+            self.agent_tokens.get_or_create(&TokenLabel { model: model.to_owned(), kind: kind.to_owned() }).inc_by(n);
+        }
+        self.agent_cost.get_or_create(&ModelLabel { model: model.to_owned() }).inc_by(cost_nanodollars);
+    }
+
+    /// A step of `kind` took `seconds`, of which `overhead_seconds` were rez's own.
+    pub fn agent_step(&self, kind: &str, seconds: f64, overhead_seconds: f64) {
+        self.agent_steps.get_or_create(&StepLabel { kind: kind.to_owned() }).observe(seconds);
+        self.agent_overhead.observe(overhead_seconds);
     }
 
     /// A group commit of the embedded store took `seconds` (see `rez_local::Db::on_commit`).

@@ -8,6 +8,7 @@ use rez_core::Stage;
 use rez_core::clock::Clock;
 use rez_core::ports::{ApiKeyStore, Inbox, MessageStore, Notifier, Queues, ResultStore, ScheduleEngine, ScheduleStore};
 
+use crate::agent::AgentPorts;
 use crate::keys::KeyVerifier;
 use crate::metrics::Metrics;
 use crate::scheduling::Schedules;
@@ -24,6 +25,9 @@ pub struct Ports {
     /// `None`: no push server configured.
     pub notifier: Option<Arc<dyn Notifier>>,
     pub clock: Arc<dyn Clock>,
+    /// The agent's run store, budget ledger and settings; `None` in a deployment that
+    /// has no agent store (its routes answer `503`).
+    pub agent: Option<AgentPorts>,
 }
 
 /// Input limits of SPEC §8 that a deployment configures.
@@ -55,6 +59,7 @@ pub struct ServiceSet {
     pub notifier: Option<Arc<dyn Notifier>>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
+    pub agent: Option<AgentPorts>,
     pub schedules: Schedules,
     /// Stage given to messages that do not name one.
     pub stage: Stage,
@@ -82,6 +87,7 @@ impl Services {
             notifier: ports.notifier,
             clock: ports.clock,
             metrics,
+            agent: ports.agent,
             stage,
             started: Instant::now(),
         }))

@@ -75,7 +75,9 @@ pub trait AgentStore: Send + Sync + 'static {
         attempt: &AttemptId,
     ) -> StoreResult<()>;
     /// Replace the run's own fields (status, answer, error, lease), if `attempt` owns it.
-    /// Ending a run clears its lease.
+    /// Ending a run clears its lease. The progress `append_step` stored (steps, turns,
+    /// usage, cost) and a cancel request are kept as stored, so a stale copy of the run
+    /// cannot undo them.
     async fn update_run(&self, run: &AgentRun, attempt: &AttemptId) -> StoreResult<()>;
     /// Every step of a run, in order.
     async fn steps(&self, id: &RunId) -> StoreResult<Vec<Step>>;
@@ -85,7 +87,8 @@ pub trait AgentStore: Send + Sync + 'static {
 
     async fn get_session(&self, id: &ChatSessionId) -> StoreResult<Option<ChatSession>>;
     /// Append an exchange to a session, creating the session if it is new. Idempotent per
-    /// run: an exchange of a run already in the session is not added again.
+    /// run: an exchange of a run already in the session is not added again. A session was
+    /// created at its first exchange's `at` and updated at its latest's.
     async fn append_exchange(&self, id: &ChatSessionId, exchange: &ChatExchange) -> StoreResult<ChatSession>;
 }
 
@@ -150,9 +153,10 @@ pub struct DayBudget {
 pub trait BudgetLedger: Send + Sync + 'static {
     async fn reserve(&self, reservation: &BudgetReservation) -> StoreResult<Reserved>;
     /// Settle the reservation of `(reservation.run, reservation.step)` at `actual`, adding
-    /// `usage` to the day's spend for its model.
+    /// `usage` to the day's spend for its model (the day and model it was reserved
+    /// with). A reservation never made: `StoreError::NotFound`.
     async fn settle(&self, reservation: &BudgetReservation, actual: Nanodollars, usage: &Usage) -> StoreResult<()>;
     async fn day(&self, day: NaiveDate) -> StoreResult<DayBudget>;
-    /// Settled spend per day and model, for the days `from..=to`.
+    /// Settled spend per day and model, for the days `from..=to`, by day then model.
     async fn spend(&self, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<ModelSpend>>;
 }

@@ -37,7 +37,7 @@ pub fn queue_handler(function: Function, app: &App) -> anyhow::Result<Arc<dyn Ha
             Arc::new(NotificationProcessor::new(s.inbox.clone(), s.notifier.clone(), s.metrics.clone()))
         }
         Function::WebAction => Arc::new(WebActionWorker::new(app.web_actions()?, s.results.clone(), s.clone())),
-        Function::Scheduler => Arc::new(ScheduleConsumer::new(s.schedules.clone())),
+        Function::Scheduler => Arc::new(ScheduleConsumer::new(s.clone())),
         other => anyhow::bail!("the {} function does not consume a queue", other.as_str()),
     })
 }

@@ -42,6 +42,12 @@ impl ApiError {
         Self { status, code: code.into(), message: message.into(), details: None, www_authenticate: false }
     }
 
+    /// The same error with another machine-readable code.
+    pub fn with_code(mut self, code: &str) -> Self {
+        self.code = code.to_owned();
+        self
+    }
+
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self

@@ -1,6 +1,7 @@
 //! The HTTP API (SPEC §4) as one axum [`Router`]. `rez serve` mounts it on its port; the
 //! AWS deployment runs the same router behind `lambda_http`.
 
+mod agent;
 mod auth;
 mod dlq;
 pub mod error;
@@ -41,6 +42,12 @@ pub fn router(services: Services) -> Router {
         .route("/api/schedules/{id}/pause", post(schedules::pause))
         .route("/api/schedules/{id}/resume", post(schedules::resume))
         .route("/api/schedules/{id}/run", post(schedules::run))
+        .route("/api/agent/runs", post(agent::create).get(agent::list))
+        .route("/api/agent/runs/{id}", get(agent::show))
+        .route("/api/agent/runs/{id}/cancel", post(agent::cancel))
+        .route("/api/agent/chat", post(agent::chat))
+        .route("/api/agent/sessions/{id}", get(agent::session))
+        .route("/api/agent/usage", get(agent::usage_report))
         .route("/api/metrics", get(ops::metrics_json))
         .route("/metrics", get(ops::metrics_prometheus))
         .route("/api/openapi.json", get(ops::openapi))

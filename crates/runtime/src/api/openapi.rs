@@ -20,7 +20,7 @@ impl Modify for BearerAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "rez_agent API", description = "Messages, queues, dead letters and notifications of rez_agent."),
+    info(title = "rez_agent API", description = "Messages, queues, dead letters, notifications, schedules and agent runs of rez_agent."),
     paths(
         super::messages::create, super::messages::list, super::messages::show, super::messages::retry,
         super::dlq::list, super::dlq::redrive, super::dlq::remove,
@@ -29,6 +29,8 @@ impl Modify for BearerAuth {
         super::schedules::create, super::schedules::list, super::schedules::show, super::schedules::update,
         super::schedules::remove, super::schedules::pause, super::schedules::resume, super::schedules::run,
         super::schedules::preview,
+        super::agent::create, super::agent::list, super::agent::show, super::agent::cancel, super::agent::chat,
+        super::agent::session, super::agent::usage_report,
         super::ops::health, super::ops::metrics_json, super::ops::metrics_prometheus,
     ),
     modifiers(&BearerAuth)

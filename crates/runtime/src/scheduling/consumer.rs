@@ -1,6 +1,7 @@
 //! The consumer of the schedule-creation queue: `schedule_creation` messages (the seed's
 //! way to manage schedules through the bus: `arguments.action` = create, update, delete,
-//! pause, resume, execute; `run_now` after create) and fired `scheduled` messages.
+//! pause, resume, execute; `run_now` after create) and fired `scheduled` messages (an
+//! `agent` schedule's firing becomes an agent run).
 //!
 //! A malformed message fails permanently with an error that says what is wrong; nothing
 //! here can panic on input.
@@ -12,16 +13,49 @@ use rez_core::ports::StoreError;
 use rez_core::schedule_spec::{SchedulePatch, ScheduleSpec};
 use serde_json::{Map, Value};
 
+use rez_core::agent::AgentRequest;
+use rez_core::id::RunId;
+use rez_core::message::IdempotencyKey;
+
 use super::service::{ScheduleError, Schedules};
+use crate::Services;
+use crate::agent::start::{RunOrigin, run_message};
+use crate::intake::{self, IntakeError};
 use crate::workers::{Handled, Handler, HandlerError};
 
 pub struct ScheduleConsumer {
     schedules: Schedules,
+    services: Services,
 }
 
 impl ScheduleConsumer {
-    pub fn new(schedules: Schedules) -> Self {
-        Self { schedules }
+    pub fn new(services: Services) -> Self {
+        Self { schedules: services.schedules.clone(), services }
+    }
+
+    /// A fired `agent` schedule: its run, as an `agent_response` message on the agent
+    /// queue. The key is derived from the fired message, so a redelivery of it is the
+    /// same run.
+    async fn start_agent_run(&self, m: &Message) -> Result<Handled, HandlerError> {
+        let request =
+            AgentRequest::from_json(&m.payload, "payload").map_err(|e| HandlerError::permanent(e.to_string()))?;
+        let arg = |k: &str| m.arguments.get(k).and_then(Value::as_str);
+        let origin = RunOrigin {
+            schedule_id: arg("schedule_id").and_then(|s| ScheduleId::parse(s).ok()),
+            scheduled_time: arg("scheduled_time").map(str::to_owned),
+            session_id: None,
+            idempotency_key: IdempotencyKey::parse(&format!("{}.run", m.id)).ok(),
+        };
+        let new = run_message(&self.services, &request, &origin);
+        match intake::submit(&self.services, new, CreatedBy::Scheduler).await {
+            Ok(submitted) => {
+                let run = RunId::for_message(&submitted.message().id);
+                tracing::info!(message_id = %m.id, run_id = %run, "scheduled agent run queued");
+                Ok(Handled::Done)
+            }
+            Err(IntakeError::Store(e)) => Err(HandlerError::transient(format!("queueing the agent run: {e}"))),
+            Err(e) => Err(HandlerError::permanent(format!("the agent run was refused: {e}"))),
+        }
     }
 }
 
@@ -68,12 +102,7 @@ impl Handler for ScheduleConsumer {
         match m.message_type {
             MessageType::ScheduleCreation => self.manage(m).await.map(|()| Handled::Done),
             MessageType::Scheduled => match m.arguments.get("operation").and_then(Value::as_str) {
-                Some("agentEvent") => {
-                    // The agent arrives with its own issue; until then the fired message is
-                    // produced, visible in the API, and settled here.
-                    tracing::info!(message_id = %m.id, "scheduled agent run received; no agent is configured in this build");
-                    Ok(Handled::Done)
-                }
+                Some("agentEvent") => self.start_agent_run(m).await,
                 other => Err(HandlerError::permanent(format!(
                     "a scheduled message needs arguments.operation = \"agentEvent\" (got {other:?})"
                 ))),

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use rez_core::MessageId;
 use rez_core::auth::Scope;
-use rez_core::message::CreatedBy;
+use rez_core::message::{CreatedBy, IdempotencyKey};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -51,23 +51,32 @@ pub struct CourseInfo {
 }
 
 /// Who is calling: recorded as the `created_by` of the messages a call creates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallContext {
     pub created_by: CreatedBy,
     /// The scope of the key that made the call; `None` for a caller without one (stdio,
-    /// the loopback-only `REZ_MCP_AUTH=none`), which is trusted like the admin CLI.
+    /// the loopback-only `REZ_MCP_AUTH=none`, the agent), which is trusted like the admin CLI.
     pub scope: Option<Scope>,
+    /// The idempotency key of the message the call records, replacing any the tool would
+    /// derive: the agent passes its (run, step) key, so a call executed again after a crash
+    /// is the same message — the same notification, the same booking.
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 impl CallContext {
     /// A call over MCP without a key.
     pub fn mcp() -> Self {
-        Self { created_by: CreatedBy::Mcp, scope: None }
+        Self { created_by: CreatedBy::Mcp, scope: None, idempotency_key: None }
     }
 
     /// A call over MCP authenticated by a key with `scope`.
     pub fn mcp_with_scope(scope: Scope) -> Self {
-        Self { created_by: CreatedBy::Mcp, scope: Some(scope) }
+        Self { created_by: CreatedBy::Mcp, scope: Some(scope), idempotency_key: None }
+    }
+
+    /// A call by an agent run, at the step whose key is `key`.
+    pub fn agent(key: IdempotencyKey) -> Self {
+        Self { created_by: CreatedBy::Agent, scope: None, idempotency_key: Some(key) }
     }
 }
 
@@ -403,6 +412,7 @@ impl ToolRegistry {
         }
         let started = Instant::now();
         let args = arguments.unwrap_or_default();
+        let created_by = ctx.created_by;
         let t =
             Tools { services: &self.inner.services, courses: &self.inner.courses, options: self.inner.options, ctx };
         let result = match tool {
@@ -422,10 +432,10 @@ impl ToolRegistry {
         let ms = started.elapsed().as_millis() as u64;
         match &result.message_id {
             Some(id) => {
-                tracing::info!(tool = name, message_id = %id, is_error = result.is_error, ms, created_by = %ctx.created_by, "tool call")
+                tracing::info!(tool = name, message_id = %id, is_error = result.is_error, ms, created_by = %created_by, "tool call")
             }
             None => {
-                tracing::info!(tool = name, is_error = result.is_error, ms, created_by = %ctx.created_by, "tool call")
+                tracing::info!(tool = name, is_error = result.is_error, ms, created_by = %created_by, "tool call")
             }
         }
         Ok(result)

@@ -39,7 +39,11 @@ pub(crate) fn intake_error(e: IntakeError) -> ToolResult {
 
 impl Tools<'_> {
     /// Submit `new` as created by the caller and wait up to `wait` for it to settle.
-    pub(crate) async fn submit_and_wait(&self, new: NewMessage, wait: Duration) -> Result<Settled, ToolResult> {
+    /// The caller's idempotency key, if it has one, replaces the tool's.
+    pub(crate) async fn submit_and_wait(&self, mut new: NewMessage, wait: Duration) -> Result<Settled, ToolResult> {
+        if let Some(key) = &self.ctx.idempotency_key {
+            new.idempotency_key = Some(key.clone());
+        }
         let submitted = intake::submit(self.services, new, self.ctx.created_by).await.map_err(intake_error)?;
         let first = submitted.into_message();
         let id = first.id.clone();
