@@ -6,24 +6,25 @@
 //! - the run: `pk` = run id, `sk` = `run`; `doc` (the run as JSON), `status`, `steps`,
 //!   `rev` (raised by every write of the run), `lease_attempt` and `lease_until_ms` (the
 //!   lease, also in `doc`), `schedule_id`, `session_id`, `list_pk` (`all#<shard>`, the
-//!   `by-all` index: listings newest first, sharded as in [`crate::shards`]) and
-//!   `cancel_requested` (set only by `request_cancel`, and authoritative: a worker's write of
-//!   `doc` cannot clear it);
+//!   `by-all` index: listings newest first, sharded as in [`crate::shards`]);
 //! - a step: `pk` = run id, `sk` = `step#0000000012`; `doc` (the step without a tool
 //!   outcome), `kind`, and `outcome` (a tool call's outcome, written once);
 //! - a chat session: `pk` = session id, `sk` = `session` (`created_at`, `updated_at`), and
 //!   one item per exchange, `sk` = `x#<run id>`, so an exchange is added once per run by a
 //!   put conditional on its absence, and a session is not bounded by the 400 KB item limit.
 //!
-//! Writes:
-//! - `claim_run` reads the run and updates it on `rev` unchanged AND status not final AND
-//!   (no lease OR the lease ended OR the lease is the caller's);
-//! - `append_step` is one transaction: put the step if absent, and update the run if the
-//!   caller's attempt holds the lease and the stored `steps` is the step's index;
-//! - `finish_tool_call` is one transaction: check the lease, and set the step's `outcome`
+//! Every write of a run reads it, changes the fields the call owns (a step's progress, the
+//! run's own fields, the cancel request) and writes it back on the condition that `rev` is
+//! unchanged, reading again when another write came in between, so no write loses another's
+//! fields:
+//! - `claim_run`: on `rev` AND status not final AND (no lease OR the lease ended OR the
+//!   lease is the caller's);
+//! - `append_step`: one transaction: put the step if absent, and the run on `rev` AND the
+//!   caller's attempt holding the lease (its `steps` checked to be the step's index);
+//! - `finish_tool_call`: one transaction: check the lease, and set the step's `outcome`
 //!   if it is a tool call without one;
-//! - `update_run` updates the run if the caller's attempt holds the lease;
-//! - `request_cancel` ends a queued run on `rev` unchanged, or flags a running one.
+//! - `update_run`: on `rev` AND the caller's attempt holding the lease;
+//! - `request_cancel`: on `rev`; a queued run without a live lease ends at once.
 //!
 //! Filters of `list_runs` (status, schedule, session) are filter expressions on the
 //! `by-all` Query: runs are few (each costs model calls within a budget), so one index
@@ -75,13 +76,9 @@ fn ms(t: Timestamp) -> AttributeValue {
     n(t.timestamp_millis())
 }
 
-/// The run as stored: `doc`, with the lease cleared once it has ended, and the
-/// `cancel_requested` flag from its own attribute.
+/// The run as stored and its `rev`.
 fn run_of(item: &Item) -> StoreResult<(AgentRun, i64)> {
-    let mut run: AgentRun = from_doc(item)?;
-    if matches!(item.get("cancel_requested"), Some(AttributeValue::Bool(true))) {
-        run.cancel_requested = true;
-    }
+    let run: AgentRun = from_doc(item)?;
     let rev = opt_n(item, "rev")?.unwrap_or(0);
     Ok((run, rev))
 }
@@ -145,9 +142,6 @@ fn new_run_item(run: &AgentRun) -> StoreResult<Item> {
     if let Some(lease) = &run.lease {
         item.insert("lease_attempt".into(), s(lease.attempt.as_str()));
         item.insert("lease_until_ms".into(), ms(lease.until));
-    }
-    if run.cancel_requested {
-        item.insert("cancel_requested".into(), AttributeValue::Bool(true));
     }
     Ok(item)
 }
@@ -238,6 +232,36 @@ impl AwsStore {
             Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(backend(context, e)),
         }
+    }
+
+    /// The run as stored and its `rev`, if `attempt` holds its lease.
+    async fn owned_run(&self, id: &RunId, attempt: &AttemptId) -> StoreResult<(AgentRun, i64)> {
+        let item = self.run_item(id).await?.ok_or_else(|| StoreError::NotFound(format!("agent run {id}")))?;
+        let (run, rev) = run_of(&item)?;
+        match &run.lease {
+            Some(lease) if lease.attempt == *attempt => Ok((run, rev)),
+            Some(lease) => Err(StoreError::Conflict(format!("agent run {id} is owned by attempt {}", lease.attempt))),
+            None => {
+                Err(StoreError::Conflict(format!("agent run {id} is not owned by attempt {attempt} ({})", run.status)))
+            }
+        }
+    }
+
+    /// The update writing `run` on the condition that its `rev` is still `rev` and
+    /// `attempt` holds its lease, for a transaction.
+    fn run_update_if(&self, run: &AgentRun, rev: i64, attempt: &AttemptId) -> StoreResult<Update> {
+        let (expr, names, mut values) = run_update(run)?;
+        values.insert(":rev".into(), n(rev));
+        values.insert(":me".into(), s(attempt.as_str()));
+        Update::builder()
+            .table_name(self.agent_runs())
+            .set_key(Some(run_key(&run.id)))
+            .update_expression(expr)
+            .condition_expression("#rev = :rev AND #attempt = :me")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(|e| build_error("run update", e))
     }
 
     async fn step_item_of(&self, id: &RunId, index: u32) -> StoreResult<Option<Item>> {
@@ -415,34 +439,45 @@ impl AgentStore for AwsStore {
             .expression_attribute_names("#sk", "sk")
             .build()
             .map_err(|e| build_error("step put", e))?;
-        let (expr, names, mut values) = run_update(run)?;
-        values.insert(":me".into(), s(attempt.as_str()));
-        values.insert(":index".into(), n(i64::from(step.index)));
-        let update = Update::builder()
-            .table_name(self.agent_runs())
-            .set_key(Some(run_key(&run.id)))
-            .update_expression(expr)
-            .condition_expression("#attempt = :me AND #steps = :index")
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(|e| build_error("run update", e))?;
-        let items =
-            vec![TransactWriteItem::builder().put(put).build(), TransactWriteItem::builder().update(update).build()];
-        match transact(&self.clients.dynamodb, items, "dynamodb transact agent step").await? {
-            Transacted::Committed => {
-                tracing::debug!(run_id = %run.id, step = step.index, "agent step stored");
-                Ok(())
+        for _ in 0..MAX_RACES {
+            let (mut stored, rev) = self.owned_run(&run.id, attempt).await?;
+            if step.index != stored.steps {
+                return Err(StoreError::Conflict(format!(
+                    "agent run {} is at step {}, not {}",
+                    stored.id, stored.steps, step.index
+                )));
             }
-            t if t.failed(0) => Err(StoreError::Conflict(format!("run {} already has step {}", run.id, step.index))),
-            t if t.failed(1) => Err(StoreError::Conflict(format!(
-                "attempt {attempt} does not own run {} at step {} (lease lost or another step stored)",
-                run.id, step.index
-            ))),
-            Transacted::Cancelled(codes) => {
-                Err(StoreError::Unavailable(format!("step transaction cancelled: {}", codes.join(","))))
+            stored.steps = step.index + 1;
+            stored.turns = run.turns;
+            stored.usage = run.usage;
+            stored.cost = run.cost;
+            stored.updated_at = run.updated_at;
+            if let (Some(lease), Some(new)) = (stored.lease.as_mut(), run.lease.as_ref())
+                && new.attempt == *attempt
+            {
+                lease.until = new.until;
+            }
+            let update = self.run_update_if(&stored, rev, attempt)?;
+            let items = vec![
+                TransactWriteItem::builder().put(put.clone()).build(),
+                TransactWriteItem::builder().update(update).build(),
+            ];
+            match transact(&self.clients.dynamodb, items, "dynamodb transact agent step").await? {
+                Transacted::Committed => {
+                    tracing::debug!(run_id = %run.id, step = step.index, "agent step stored");
+                    return Ok(());
+                }
+                t if t.failed(0) => {
+                    return Err(StoreError::Conflict(format!("step {} of agent run {} exists", step.index, run.id)));
+                }
+                // The run changed since it was read: read and decide again.
+                t if t.failed(1) => continue,
+                Transacted::Cancelled(codes) => {
+                    return Err(StoreError::Unavailable(format!("step transaction cancelled: {}", codes.join(","))));
+                }
             }
         }
+        Err(StoreError::Unavailable(format!("run {} keeps changing; try again", run.id)))
     }
 
     async fn finish_tool_call(
@@ -499,30 +534,29 @@ impl AgentStore for AwsStore {
     }
 
     async fn update_run(&self, run: &AgentRun, attempt: &AttemptId) -> StoreResult<()> {
-        let (expr, names, mut values) = run_update(run)?;
-        values.insert(":me".into(), s(attempt.as_str()));
-        let out = self
-            .clients
-            .dynamodb
-            .update_item()
-            .table_name(self.agent_runs())
-            .set_key(Some(run_key(&run.id)))
-            .update_expression(expr)
-            .condition_expression("#attempt = :me")
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        match out {
-            Ok(_) => {
-                tracing::info!(run_id = %run.id, status = %run.status, "agent run updated");
-                Ok(())
+        for _ in 0..MAX_RACES {
+            let (mut stored, rev) = self.owned_run(&run.id, attempt).await?;
+            stored.status = run.status;
+            stored.answer = run.answer.clone();
+            stored.error = run.error.clone();
+            stored.updated_at = run.updated_at;
+            stored.cancel_requested |= run.cancel_requested;
+            if stored.status.is_final() {
+                stored.lease = None;
+                stored.finished_at = run.finished_at.or(Some(run.updated_at));
+            } else {
+                // The caller may renew or give up its lease, never hand it to another.
+                stored.lease = run.lease.clone().filter(|l| l.attempt == *attempt);
+                stored.finished_at = None;
             }
-            Err(e) if is_condition_failure(&e) => {
-                Err(StoreError::Conflict(format!("attempt {attempt} does not own run {}", run.id)))
+            let condition = "#attempt = :me";
+            let values = vec![(":me", s(attempt.as_str()))];
+            if self.put_run_if_rev(&stored, rev, Some((condition, values)), "dynamodb update_item agent run").await? {
+                tracing::info!(run_id = %run.id, status = %stored.status, "agent run updated");
+                return Ok(());
             }
-            Err(e) => Err(backend("dynamodb update_item agent run", e)),
         }
+        Err(StoreError::Unavailable(format!("run {} keeps changing; try again", run.id)))
     }
 
     async fn steps(&self, id: &RunId) -> StoreResult<Vec<Step>> {
@@ -537,35 +571,18 @@ impl AgentStore for AwsStore {
             if run.status.is_final() {
                 return Ok(Some(run));
             }
+            run.cancel_requested = true;
+            run.updated_at = now;
             let leased = run.lease.as_ref().is_some_and(|l| l.until > now);
             if run.status == RunStatus::Queued && !leased {
                 run.status = RunStatus::Cancelled;
-                run.cancel_requested = true;
                 run.finished_at = Some(now);
-                run.updated_at = now;
                 run.lease = None;
-                if self.put_run_if_rev(&run, rev, None, "dynamodb update_item agent run cancel").await? {
-                    tracing::info!(run_id = %id, "queued agent run cancelled");
-                    return Ok(Some(run));
-                }
-                continue;
             }
-            self.clients
-                .dynamodb
-                .update_item()
-                .table_name(self.agent_runs())
-                .set_key(Some(run_key(id)))
-                .update_expression("SET #cancel = :yes")
-                .condition_expression("attribute_exists(#pk)")
-                .expression_attribute_names("#cancel", "cancel_requested")
-                .expression_attribute_names("#pk", "pk")
-                .expression_attribute_values(":yes", AttributeValue::Bool(true))
-                .send()
-                .await
-                .map_err(|e| backend("dynamodb update_item agent run cancel flag", e))?;
-            tracing::info!(run_id = %id, "cancellation of a running agent run requested");
-            run.cancel_requested = true;
-            return Ok(Some(run));
+            if self.put_run_if_rev(&run, rev, None, "dynamodb update_item agent run cancel").await? {
+                tracing::info!(run_id = %id, status = %run.status, "agent run cancel requested");
+                return Ok(Some(run));
+            }
         }
         Err(StoreError::Unavailable(format!("run {id} keeps changing; try again")))
     }

@@ -19,3 +19,27 @@ impl Fixture for Moto {
 }
 
 rez_port_suite::port_suite!(Moto);
+
+/// The agent's run store and budget ledger on moto: the same checks as on SQLite.
+mod agent {
+    use super::common;
+
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use rez_core::agent::store::{AgentStore, BudgetLedger};
+    use rez_port_suite::agent::AgentFixture;
+
+    #[derive(Default)]
+    struct MotoAgent;
+
+    #[async_trait]
+    impl AgentFixture for MotoAgent {
+        async fn fresh_agent(&self) -> (Arc<dyn AgentStore>, Arc<dyn BudgetLedger>) {
+            let store = Arc::new(common::store().await);
+            (store.clone(), store)
+        }
+    }
+
+    rez_port_suite::agent_port_suite!(MotoAgent);
+}
