@@ -14,6 +14,7 @@
 //! builds the template's resources on an emulator for tests and laptops.
 
 pub mod agent_runs;
+pub mod bedrock;
 pub mod budget;
 pub mod clients;
 pub mod codec;
