@@ -241,7 +241,12 @@ impl AgentConfig {
             run_cap: usd("REZ_AGENT_RUN_BUDGET_USD", file.run_budget_usd)?,
             prices: PriceTable::new(configured),
             zone,
-            lease: AgentSettings::DEFAULT_LEASE,
+            lease: Duration::from_secs(num(
+                "REZ_AGENT_LEASE_SECS",
+                None,
+                AgentSettings::DEFAULT_LEASE.as_secs(),
+                1..=3_600,
+            )?),
             retry,
         };
         if provider.is_some() {

@@ -13,6 +13,8 @@ use anyhow::Context;
 use rez_core::routing::QueueName;
 use rez_local::LocalStore;
 use rez_runtime::Services;
+use rez_runtime::agent::Agent;
+use rez_runtime::agent::worker::AgentWorker;
 use rez_runtime::scheduling::consumer::ScheduleConsumer;
 use rez_runtime::scheduling::engine::{Engine, EngineConfig, LocalEngine};
 use rez_runtime::workers::Handler;
@@ -86,10 +88,19 @@ impl Server {
         let web_actions =
             WebActionWorker::new(wiring::web_actions(&config, &store)?, services.results.clone(), services.clone());
         let schedule_messages = ScheduleConsumer::new(services.clone());
+        let model = wiring::model(&config, &store).await?;
+        match (&config.agent.provider, &model) {
+            (Some(p), Some(_)) => tracing::info!(provider = p.as_str(), model = %config.agent.model, "agent on"),
+            _ => tracing::info!(
+                "the agent is off: set REZ_AGENT_PROVIDER (anthropic or openai) and REZ_AGENT_MODEL to turn it on"
+            ),
+        }
+        let agent = Agent::new(services.clone(), wiring::tools(&config, services.clone())?, model);
         let mut workers = vec![
             spawn_pool(QueueName::Notifications, config.notify_concurrency, Arc::new(notifications)),
             spawn_pool(QueueName::WebActions, 8, Arc::new(web_actions)),
             spawn_pool(QueueName::ScheduleCreation, 4, Arc::new(schedule_messages)),
+            spawn_pool(QueueName::AgentResponse, config.agent.concurrency, Arc::new(AgentWorker::new(agent))),
         ];
         let scheduler = Engine::new(
             services.schedules.store().clone(),

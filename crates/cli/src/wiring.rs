@@ -6,15 +6,19 @@ use std::sync::Arc;
 use anyhow::Context;
 use rez_actions::assembly::{self, ActionSettings, NtfyAuth};
 use rez_actions::golf::Courses;
+use rez_core::agent::ModelClient;
 use rez_core::clock::{Clock, SystemClock};
 use rez_core::ports::{Notifier, SecretStore, WebActionHandler};
 use rez_local::MasterKey;
 use rez_local::{LocalStore, QueueConfig};
+use rez_models::{AnthropicClient, AnthropicConfig, ApiKey, OpenAiClient, OpenAiConfig};
 use rez_runtime::Services;
+use rez_runtime::agent::AgentPorts;
 use rez_runtime::scheduling::engine::LocalEngine;
 use rez_runtime::services::Ports;
 use rez_runtime::tools::{CourseInfo, ToolOptions, ToolRegistry};
 
+use crate::agent_config::Provider;
 use crate::config::Config;
 
 pub fn open_store(config: &Config) -> anyhow::Result<LocalStore> {
@@ -106,10 +110,67 @@ pub fn services(config: &Config, store: &LocalStore, engine: LocalEngine) -> any
         engine: Arc::new(engine),
         notifier: notifier(config)?,
         clock: store.clock().clone(),
-        agent: None,
+        agent: Some(agent_ports(config, store)),
     };
     let services = Services::with_limits(ports, config.api_key.clone(), config.stage, config.limits);
     let metrics = services.metrics.clone();
     store.db().on_commit(move |took| metrics.store_committed(took.as_secs_f64()));
     Ok(services)
+}
+
+/// The agent's run store and budget ledger (the SQLite store) and its settings (`None`:
+/// the agent is off).
+pub fn agent_ports(config: &Config, store: &LocalStore) -> AgentPorts {
+    AgentPorts {
+        runs: Arc::new(store.clone()),
+        budget: Arc::new(store.clone()),
+        settings: config.agent.runtime_settings(),
+    }
+}
+
+/// A provider key: the environment or rez.toml, else the secret store (`rez secrets set
+/// <name>`).
+async fn provider_key(configured: &Option<String>, store: &LocalStore, name: &str) -> anyhow::Result<Option<ApiKey>> {
+    let raw = match configured {
+        Some(k) => Some(k.clone()),
+        None => store
+            .get_secret(name)
+            .await
+            .with_context(|| format!("reading the secret `{name}`"))?
+            .map(|v| v.expose().to_owned()),
+    };
+    raw.map(|k| ApiKey::new(k).with_context(|| format!("the {name}"))).transpose()
+}
+
+/// The model client of the configured provider, or `None` when the agent is off. Each
+/// client may reach only its own host (an operator-configured base URL may be on the LAN
+/// or loopback).
+pub async fn model(config: &Config, store: &LocalStore) -> anyhow::Result<Option<Arc<dyn ModelClient>>> {
+    let a = &config.agent;
+    let Some(provider) = a.provider else { return Ok(None) };
+    Ok(Some(match provider {
+        Provider::Anthropic => {
+            let key = provider_key(&a.anthropic_api_key, store, "anthropic_api_key").await?.context(
+                "the agent uses Anthropic but has no key: set REZ_ANTHROPIC_API_KEY or run `rez secrets set anthropic_api_key`",
+            )?;
+            let mut c = AnthropicConfig::new(key);
+            c.base_url = a.anthropic_base_url.clone();
+            c.timeout = a.model_timeout;
+            Arc::new(AnthropicClient::new(c).context("the Anthropic client")?)
+        }
+        Provider::OpenAi => {
+            let key = provider_key(&a.openai_api_key, store, "openai_api_key").await?;
+            if key.is_none() && a.openai_base_url.is_none() {
+                anyhow::bail!(
+                    "the agent uses OpenAI's API but has no key: set REZ_OPENAI_API_KEY (or `rez secrets set openai_api_key`), or REZ_OPENAI_BASE_URL for a local server"
+                );
+            }
+            let mut c = OpenAiConfig::new(key, a.openai_base_url.clone());
+            c.timeout = a.model_timeout;
+            Arc::new(OpenAiClient::new(c).context("the OpenAI-compatible client")?)
+        }
+        Provider::Bedrock => anyhow::bail!(
+            "REZ_AGENT_PROVIDER=bedrock works in the AWS deployment only; `rez serve` speaks anthropic or openai (any OpenAI-compatible server)"
+        ),
+    }))
 }

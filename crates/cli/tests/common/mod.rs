@@ -21,6 +21,11 @@ pub struct TestServer {
 }
 
 pub fn config(data_dir: PathBuf, ntfy: Option<&FakeNtfy>) -> Config {
+    config_with(data_dir, ntfy, &[])
+}
+
+/// [`config`] with more variables (they win).
+pub fn config_with(data_dir: PathBuf, ntfy: Option<&FakeNtfy>, extra: &[(&str, &str)]) -> Config {
     let mut env: Vec<(String, String)> = vec![
         ("REZ_DATA_DIR".into(), data_dir.to_string_lossy().into_owned()),
         ("REZ_BIND".into(), "127.0.0.1:0".into()),
@@ -31,6 +36,9 @@ pub fn config(data_dir: PathBuf, ntfy: Option<&FakeNtfy>) -> Config {
     ];
     if let Some(n) = ntfy {
         env.push(("REZ_NTFY_URL".into(), n.topic_url("alerts")));
+    }
+    for (k, v) in extra.iter().rev() {
+        env.insert(0, ((*k).into(), (*v).into()));
     }
     Config::load_from(None, move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).expect("config")
 }
@@ -101,6 +109,11 @@ pub struct WorldRig {
 }
 
 pub async fn world() -> WorldRig {
+    world_with(&[]).await
+}
+
+/// [`world`] with more configuration variables (the agent's, for instance).
+pub async fn world_with(extra: &[(&str, &str)]) -> WorldRig {
     use rez_core::ports::{SecretStore, SecretValue};
     use rez_testkit::golf::{FAKE_PASSWORD, FAKE_USERNAME, FakeCpsGolf};
     let ntfy = FakeNtfy::start().await;
@@ -109,7 +122,7 @@ pub async fn world() -> WorldRig {
     let dir = tempfile::tempdir().expect("tempdir");
     let courses = dir.path().join("courses.yaml");
     std::fs::write(&courses, golf.courses_yaml()).expect("courses file");
-    let mut config = config(dir.path().to_path_buf(), Some(&ntfy));
+    let mut config = config_with(dir.path().to_path_buf(), Some(&ntfy), extra);
     config.noaa_url = url::Url::parse(&noaa.url()).expect("noaa url");
     config.noaa_user_agent = "rez_agent tests (tests@example.com)".into();
     config.courses_file = Some(courses);
