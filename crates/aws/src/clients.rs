@@ -11,6 +11,9 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     pub scheduler: aws_sdk_scheduler::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// The configuration the clients were built from (for clients built later, such as
+    /// the agent's Bedrock client, which only the agent function needs).
+    pub sdk_config: aws_config::SdkConfig,
 }
 
 impl Clients {
@@ -27,6 +30,7 @@ impl Clients {
             sqs: aws_sdk_sqs::Client::new(config),
             scheduler: aws_sdk_scheduler::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
+            sdk_config: config.clone(),
         }
     }
 

@@ -30,6 +30,9 @@ pub const TEMPLATE: &str = include_str!("../../../deploy/template.yaml");
 /// Visibility timeout of the queues in seconds (6× the 60 s function timeout). The
 /// template is the source of truth; a test checks that it agrees with this constant.
 pub const QUEUE_VISIBILITY_SECONDS: u32 = 360;
+/// The agent-response queue's: 6 × the agent function's 300 s (a run takes several model
+/// turns per invocation).
+pub const AGENT_QUEUE_VISIBILITY_SECONDS: u32 = 1800;
 
 /// The name placeholder every template name starts with.
 const STAGE_PREFIX: &str = "rez-${Stage}";
@@ -64,6 +67,25 @@ fn resources() -> Result<Mapping, ProvisionError> {
         .and_then(Value::as_mapping)
         .cloned()
         .ok_or_else(|| ProvisionError::Template("no Resources".into()))
+}
+
+/// The template's parameters that have a default, with it (what a deploy without
+/// overrides resolves `${Parameter}` to).
+pub fn parameter_defaults() -> Result<Vec<(String, String)>, ProvisionError> {
+    let doc: Value = serde_yaml_ng::from_str(TEMPLATE).map_err(|e| ProvisionError::Template(e.to_string()))?;
+    let Some(params) = doc.get("Parameters").and_then(Value::as_mapping) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for (k, v) in params {
+        let default = match v.get("Default") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => continue,
+        };
+        if let Some(k) = k.as_str() {
+            out.push((k.to_owned(), default));
+        }
+    }
+    Ok(out)
 }
 
 /// `(logical id, Properties)` of every resource of type `kind`.
@@ -414,6 +436,9 @@ pub async fn provision_resolved(
     ] {
         resolver.variables.insert(k.to_owned(), v.to_owned());
     }
+    for (k, v) in parameter_defaults()? {
+        resolver.variables.entry(k).or_insert(v);
+    }
     for spec in &table_specs()? {
         let name = physical_name(&spec.name_pattern, prefix);
         let arn = create_table(clients, &name, spec).await?;
@@ -661,7 +686,7 @@ mod tests {
                 consumed += 1;
             }
         }
-        assert_eq!(consumed, 3, "processor, webaction and scheduler consume a queue each");
+        assert_eq!(consumed, 4, "processor, webaction, scheduler and agent consume a queue each");
     }
 
     #[test]
@@ -669,7 +694,9 @@ mod tests {
         let queues = queue_specs().unwrap();
         for q in QueueName::ALL {
             let spec = queues.iter().find(|s| name_suffix(&s.name_pattern) == Some(q.as_str())).unwrap();
-            assert_eq!(spec.visibility_timeout, Some(QUEUE_VISIBILITY_SECONDS), "{q}");
+            let visibility =
+                if q == QueueName::AgentResponse { AGENT_QUEUE_VISIBILITY_SECONDS } else { QUEUE_VISIBILITY_SECONDS };
+            assert_eq!(spec.visibility_timeout, Some(visibility), "{q}");
             assert_eq!(spec.retention_seconds, Some(4 * 24 * 3600), "{q}");
             let (dlq, max) = spec.redrive.as_ref().unwrap_or_else(|| panic!("{q} has no DLQ"));
             assert_eq!(*max, 3, "{q}");

@@ -3,6 +3,7 @@
 //! emulator (`serve`), and creates the template's resources on an emulator
 //! (`provision`).
 
+mod agent_config;
 mod functions;
 mod metrics;
 #[cfg(test)]

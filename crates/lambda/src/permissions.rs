@@ -51,6 +51,15 @@ const EVENT_SOURCE: [&str; 4] =
 
 const NTFY_TOKEN: &str =
     "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:rez/${Stage}/ntfy-token-??????";
+const PROVIDER_KEYS: [&str; 2] = [
+    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:rez/${Stage}/agent/anthropic-api-key-??????",
+    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:rez/${Stage}/agent/openai-api-key-??????",
+];
+/// The configured model, directly or through its cross-region inference profiles.
+const AGENT_MODEL: [&str; 2] = [
+    "arn:${AWS::Partition}:bedrock:*::foundation-model/${AgentModelId}",
+    "arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}:inference-profile/*.${AgentModelId}",
+];
 const GOLF_SECRETS: &str =
     "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:rez/${Stage}/golf/*";
 
@@ -63,6 +72,7 @@ pub fn role_of(function: Function) -> &'static str {
         Function::WebAction => "WebActionRole",
         Function::Scheduler => "SchedulerRole",
         Function::Sweeper => "SweeperRole",
+        Function::Agent => "AgentRole",
     }
 }
 
@@ -75,6 +85,7 @@ fn log_group(function: Function) -> &'static str {
         Function::WebAction => "WebActionLogGroup",
         Function::Scheduler => "SchedulerLogGroup",
         Function::Sweeper => "SweeperLogGroup",
+        Function::Agent => "AgentLogGroup",
     }
 }
 
@@ -96,7 +107,7 @@ pub fn grants(function: Function) -> Vec<Grant> {
     each(&mut g, &["dynamodb:GetItem", "dynamodb:PutItem"], &["MessagesTable"]);
     // Submitting messages (api, mcp; the webaction's follow-up notifications; the
     // scheduler's firings): the idempotency key beside the message.
-    if matches!(function, Api | Mcp | WebAction | Scheduler) {
+    if matches!(function, Api | Mcp | WebAction | Scheduler | Agent) {
         each(&mut g, &["dynamodb:GetItem", "dynamodb:PutItem"], &["IdempotencyTable"]);
     }
     match function {
@@ -115,6 +126,15 @@ pub fn grants(function: Function) -> Vec<Grant> {
             each(&mut g, &SCHEDULER_API, &[SCHEDULE_GROUP]);
             g.push(("iam:PassRole", "SchedulerExecutionRole"));
             g.push(("secretsmanager:GetSecretValue", "AdminApiKeySecret"));
+            // Agent runs: created (PutItem), read with their steps and sessions (GetItem,
+            // Query), listed (the by-all index), cancelled (UpdateItem); budget reports.
+            each(
+                &mut g,
+                &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+                &["AgentRunsTable"],
+            );
+            g.push(("dynamodb:Query", "AgentRunsTable/index/*"));
+            each(&mut g, &["dynamodb:GetItem", "dynamodb:Query"], &["AgentBudgetTable"]);
             each(
                 &mut g,
                 &["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
@@ -159,6 +179,36 @@ pub fn grants(function: Function) -> Vec<Grant> {
             g.push(("sqs:SendMessage", "ScheduleCreationDlq"));
             each(&mut g, &SCHEDULER_API, &[SCHEDULE_GROUP]);
             g.push(("iam:PassRole", "SchedulerExecutionRole"));
+        }
+        Agent => {
+            // Runs: claims and updates (UpdateItem), a step with its run (a transaction of
+            // PutItem and UpdateItem), a tool outcome (ConditionCheckItem on the run and
+            // UpdateItem), steps (Query), chat exchanges (PutItem, UpdateItem, GetItem).
+            each(
+                &mut g,
+                &[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:ConditionCheckItem",
+                    "dynamodb:Query",
+                ],
+                &["AgentRunsTable"],
+            );
+            // Reservations and settlements (transactions of PutItem and UpdateItem; a
+            // refusal reads the committed amount back).
+            each(&mut g, &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], &["AgentBudgetTable"]);
+            // The tools: what MCP's tools read, and the messages they send (a booking is a
+            // web action: the webaction function books).
+            g.push(("dynamodb:GetItem", "InboxTable"));
+            g.push(("dynamodb:GetItem", "SchedulesTable"));
+            g.push(("dynamodb:Query", "SchedulesTable/index/*"));
+            g.push(("dynamodb:Query", "ResultsTable"));
+            each(&mut g, &["sns:Publish"], &["WebActionsTopic", "NotificationsTopic", "ScheduleCreationTopic"]);
+            each(&mut g, &EVENT_SOURCE, &["AgentResponseQueue"]);
+            g.push(("sqs:SendMessage", "AgentResponseDlq"));
+            each(&mut g, &["bedrock:InvokeModel"], &AGENT_MODEL);
+            each(&mut g, &["secretsmanager:GetSecretValue"], &PROVIDER_KEYS);
         }
         Sweeper => {
             g.push(("dynamodb:Query", "MessagesTable/index/*"));
@@ -209,6 +259,12 @@ mod tests {
             );
             assert_eq!(g.contains(&("secretsmanager:GetSecretValue", NTFY_TOKEN)), f == Function::Processor, "{f:?}");
             assert_eq!(g.contains(&("secretsmanager:GetSecretValue", GOLF_SECRETS)), f == Function::WebAction, "{f:?}");
+            for key in PROVIDER_KEYS {
+                assert_eq!(g.contains(&("secretsmanager:GetSecretValue", key)), f == Function::Agent, "{f:?}");
+            }
+            for model in AGENT_MODEL {
+                assert_eq!(g.contains(&("bedrock:InvokeModel", model)), f == Function::Agent, "{f:?}");
+            }
         }
     }
 

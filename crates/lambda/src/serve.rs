@@ -31,8 +31,9 @@ pub async fn serve(bind: SocketAddr) -> anyhow::Result<()> {
         (Function::Processor, QueueName::Notifications),
         (Function::WebAction, QueueName::WebActions),
         (Function::Scheduler, QueueName::ScheduleCreation),
+        (Function::Agent, QueueName::AgentResponse),
     ] {
-        let handler = functions::queue_handler(function, &app)?;
+        let handler = functions::queue_handler(function, &app).await?;
         tasks.push(tokio::spawn(consume(app.clone(), function, queue, handler, shutdown.clone())));
     }
     let sweeper_app = app.clone();

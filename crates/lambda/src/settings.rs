@@ -22,16 +22,19 @@ pub enum Function {
     Mcp,
     /// Re-publishes messages left in `created` (an EventBridge rule every few minutes).
     Sweeper,
+    /// Agent-response queue consumer: one agent run per message.
+    Agent,
 }
 
 impl Function {
-    pub const ALL: [Function; 6] = [
+    pub const ALL: [Function; 7] = [
         Function::Api,
         Function::Processor,
         Function::WebAction,
         Function::Scheduler,
         Function::Mcp,
         Function::Sweeper,
+        Function::Agent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Function {
             Function::Scheduler => "scheduler",
             Function::Mcp => "mcp",
             Function::Sweeper => "sweeper",
+            Function::Agent => "agent",
         }
     }
 

@@ -11,16 +11,21 @@ use std::time::Duration;
 use anyhow::Context;
 use rez_actions::assembly::{self, ActionSettings, NtfyAuth};
 use rez_actions::golf::Courses;
+use rez_aws::bedrock::BedrockModel;
 use rez_aws::scheduler::EventBridgeEngine;
 use rez_aws::secrets::SecretsManagerStore;
 use rez_aws::store::QueueConfig;
 use rez_aws::{AwsStore, Clients, Names};
+use rez_core::agent::ModelClient;
 use rez_core::clock::{Clock, SystemClock};
 use rez_core::ports::{Notifier, SecretStore, WebActionHandler};
+use rez_models::{AnthropicClient, AnthropicConfig, ApiKey, OpenAiClient, OpenAiConfig};
 use rez_runtime::Services;
+use rez_runtime::agent::AgentPorts;
 use rez_runtime::services::Ports;
 use rez_runtime::tools::{CourseInfo, ToolOptions, ToolRegistry};
 
+use crate::agent_config::{AgentConfig, KeySource, Provider};
 use crate::settings::{Function, Settings};
 
 /// How long fetched secrets are served from memory.
@@ -46,7 +51,7 @@ impl Loads {
         match function {
             Function::Api | Function::Mcp => Loads { admin_key: true, notifier: false },
             Function::Processor => Loads { admin_key: false, notifier: true },
-            Function::WebAction | Function::Scheduler | Function::Sweeper => {
+            Function::WebAction | Function::Scheduler | Function::Sweeper | Function::Agent => {
                 Loads { admin_key: false, notifier: false }
             }
         }
@@ -57,6 +62,9 @@ impl Loads {
 #[derive(Clone)]
 pub struct App {
     pub settings: Arc<Settings>,
+    /// The agent's provider, model, caps and keys (`provider: None`: the agent is off).
+    pub agent: Arc<AgentConfig>,
+    pub clients: Clients,
     pub store: AwsStore,
     pub services: Services,
     pub secrets: Arc<SecretsManagerStore>,
@@ -68,11 +76,18 @@ impl App {
     pub async fn from_env(loads: Loads) -> anyhow::Result<Self> {
         let names = Names::from_env().context("resource names")?;
         let settings = Settings::from_env()?;
+        let agent = AgentConfig::from_lookup(&|k| std::env::var(k).ok()).context("the agent's configuration")?;
         let clients = Clients::from_env().await;
-        Self::build(settings, clients, names, loads).await
+        Self::build(settings, agent, clients, names, loads).await
     }
 
-    pub async fn build(settings: Settings, clients: Clients, names: Names, loads: Loads) -> anyhow::Result<Self> {
+    pub async fn build(
+        settings: Settings,
+        agent: AgentConfig,
+        clients: Clients,
+        names: Names,
+        loads: Loads,
+    ) -> anyhow::Result<Self> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let queue_config = QueueConfig { backoff_base: settings.retry_backoff, ..QueueConfig::default() };
         let store = AwsStore::new(clients.clone(), names.clone(), clock.clone(), queue_config);
@@ -94,18 +109,66 @@ impl App {
             inbox: s.clone(),
             keys: s.clone(),
             schedules: s.clone(),
-            results: s,
+            results: s.clone(),
             engine,
             notifier,
             clock,
-            agent: None,
+            agent: Some(AgentPorts { runs: s.clone(), budget: s, settings: agent.runtime_settings() }),
         };
         let services = Services::new(ports, admin_key, settings.stage);
         let courses = Arc::new(
             Courses::load_with_overrides_opts(settings.courses_file.as_deref(), settings.allow_loopback_for_tests)
                 .context("loading golf courses")?,
         );
-        Ok(Self { settings: Arc::new(settings), store, services, secrets, courses })
+        Ok(Self { settings: Arc::new(settings), agent: Arc::new(agent), clients, store, services, secrets, courses })
+    }
+
+    /// The agent's model client, or `None` when the agent is off: Bedrock with this
+    /// function's role, or Anthropic / OpenAI with the key from the environment or from
+    /// Secrets Manager (read here, so only the agent function reads it).
+    pub async fn agent_model(&self) -> anyhow::Result<Option<Arc<dyn ModelClient>>> {
+        let a = &self.agent;
+        let Some(provider) = a.provider else {
+            tracing::info!("REZ_AGENT_PROVIDER is not set: the agent is off, and runs end failed saying so");
+            return Ok(None);
+        };
+        let key = |source: &KeySource, what: &'static str| {
+            let clients = self.clients.clone();
+            let source = source.clone();
+            async move {
+                let raw = match source {
+                    KeySource::None => return Ok::<_, anyhow::Error>(None),
+                    KeySource::Value(v) => v,
+                    KeySource::Secret(name) => {
+                        secret_by_id(&clients, &name).await.with_context(|| format!("reading the {what} secret"))?
+                    }
+                };
+                Ok(Some(ApiKey::new(raw).with_context(|| format!("the {what}"))?))
+            }
+        };
+        Ok(Some(match provider {
+            Provider::Bedrock => Arc::new(BedrockModel::new(&self.clients.sdk_config, a.model_timeout)),
+            Provider::Anthropic => {
+                let api_key = key(&a.anthropic_key, "Anthropic API key").await?.context(
+                    "the agent uses Anthropic but has no key: put it in the secret named by REZ_ANTHROPIC_KEY_SECRET",
+                )?;
+                let mut c = AnthropicConfig::new(api_key);
+                c.base_url = a.anthropic_base_url.clone();
+                c.timeout = a.model_timeout;
+                Arc::new(AnthropicClient::new(c).context("the Anthropic client")?)
+            }
+            Provider::OpenAi => {
+                let api_key = key(&a.openai_key, "OpenAI API key").await?;
+                if api_key.is_none() && a.openai_base_url.is_none() {
+                    anyhow::bail!(
+                        "the agent uses OpenAI's API but has no key: put it in the secret named by REZ_OPENAI_KEY_SECRET"
+                    );
+                }
+                let mut c = OpenAiConfig::new(api_key, a.openai_base_url.clone());
+                c.timeout = a.model_timeout;
+                Arc::new(OpenAiClient::new(c).context("the OpenAI-compatible client")?)
+            }
+        }))
     }
 
     /// The `weather` and `golf` handlers over this deployment's ledger and secrets.

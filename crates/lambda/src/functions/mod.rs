@@ -8,6 +8,8 @@ pub mod sweeper;
 
 use std::sync::Arc;
 
+use rez_runtime::agent::Agent;
+use rez_runtime::agent::worker::AgentWorker;
 use rez_runtime::scheduling::consumer::ScheduleConsumer;
 use rez_runtime::workers::Handler;
 use rez_runtime::workers::notify::NotificationProcessor;
@@ -21,8 +23,8 @@ pub async fn run(function: Function, app: App) -> Result<(), lambda_runtime::Err
     match function {
         Function::Api => http::run_api(app).await,
         Function::Mcp => http::run_mcp(app).await,
-        Function::Processor | Function::WebAction | Function::Scheduler => {
-            let handler = queue_handler(function, &app)?;
+        Function::Processor | Function::WebAction | Function::Scheduler | Function::Agent => {
+            let handler = queue_handler(function, &app).await?;
             sqs::run(function, app, handler).await
         }
         Function::Sweeper => sweeper::run(app).await,
@@ -30,7 +32,7 @@ pub async fn run(function: Function, app: App) -> Result<(), lambda_runtime::Err
 }
 
 /// The message handler of a queue-consuming function.
-pub fn queue_handler(function: Function, app: &App) -> anyhow::Result<Arc<dyn Handler>> {
+pub async fn queue_handler(function: Function, app: &App) -> anyhow::Result<Arc<dyn Handler>> {
     let s = &app.services;
     Ok(match function {
         Function::Processor => {
@@ -38,6 +40,10 @@ pub fn queue_handler(function: Function, app: &App) -> anyhow::Result<Arc<dyn Ha
         }
         Function::WebAction => Arc::new(WebActionWorker::new(app.web_actions()?, s.results.clone(), s.clone())),
         Function::Scheduler => Arc::new(ScheduleConsumer::new(s.clone())),
+        Function::Agent => {
+            let agent = Agent::new(s.clone(), app.tools(), app.agent_model().await?);
+            Arc::new(AgentWorker::new(agent))
+        }
         other => anyhow::bail!("the {} function does not consume a queue", other.as_str()),
     })
 }

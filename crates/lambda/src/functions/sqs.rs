@@ -1,4 +1,4 @@
-//! The queue consumers (`processor`, `webaction`, `scheduler`): an SQS event source hands
+//! The queue consumers (`processor`, `webaction`, `scheduler`, `agent`): an SQS event source hands
 //! them batches of up to 10 records; each record is processed exactly like a local
 //! worker processes a delivery, and the records that must be retried come back as
 //! `batchItemFailures` (`ReportBatchItemFailures`), so one bad record never makes SQS
