@@ -52,13 +52,14 @@ pub struct IamSetup {
 pub const NTFY_TOKEN: &str = "tk_rez_test_token";
 
 /// Function name (`REZ_FUNCTION`) → role and log group logical ids in the template.
-pub const FUNCTION_ROLES: [(&str, &str, &str); 6] = [
+pub const FUNCTION_ROLES: [(&str, &str, &str); 7] = [
     ("api", "ApiRole", "ApiLogGroup"),
     ("mcp", "McpRole", "McpLogGroup"),
     ("processor", "ProcessorRole", "ProcessorLogGroup"),
     ("webaction", "WebActionRole", "WebActionLogGroup"),
     ("scheduler", "SchedulerRole", "SchedulerLogGroup"),
     ("sweeper", "SweeperRole", "SweeperLogGroup"),
+    ("agent", "AgentRole", "AgentLogGroup"),
 ];
 
 /// One function process and its Runtime API.
@@ -186,7 +187,7 @@ impl Deployment {
         env
     }
 
-    /// Start `function` (api, processor, webaction, scheduler, mcp, sweeper).
+    /// Start `function` (api, processor, webaction, scheduler, mcp, sweeper, agent).
     pub async fn start(&self, function: &str) -> Function {
         self.start_with(function, &[]).await
     }

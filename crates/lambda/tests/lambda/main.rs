@@ -4,6 +4,7 @@
 //! They are one test binary on purpose: each binary links the AWS SDK (about 130 MB in a
 //! debug build), so one link instead of three saves CI time and disk.
 
+mod aws_agent;
 mod aws_flow;
 mod aws_iam;
 mod aws_schedules;
