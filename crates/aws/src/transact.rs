@@ -54,7 +54,7 @@ pub(crate) async fn transact(
             Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
                 let codes: Vec<String> =
                     t.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect();
-                if codes.iter().any(|c| c == CONDITION_FAILED) || !codes.iter().any(|c| c == "TransactionConflict") {
+                if !only_contention(&codes) {
                     return Ok(Transacted::Cancelled(codes));
                 }
                 true
@@ -67,11 +67,52 @@ pub(crate) async fn transact(
             return Err(backend(context, e));
         }
         tracing::debug!(attempt, context, "transaction cancelled by a concurrent one; sending it again");
-        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+        tokio::time::sleep(contention_pause(attempt)).await;
     }
+}
+
+/// Whether a cancellation says nothing about the items: no condition failed, and another
+/// transaction on the same items was the cause (sending it again may commit it).
+fn only_contention(codes: &[String]) -> bool {
+    !codes.iter().any(|c| c == CONDITION_FAILED) && codes.iter().any(|c| c == "TransactionConflict")
+}
+
+/// The pause before sending a transaction again after its `attempt`-th contention: growing,
+/// and jittered so that transactions which collided once do not collide again in step (a
+/// day's budget item is shared by every run of the day).
+fn contention_pause(attempt: u32) -> Duration {
+    use rand::Rng;
+    let base = 5 * u64::from(attempt.min(CONTENTION_RETRIES));
+    Duration::from_millis(base + rand::rng().random_range(0..=base))
 }
 
 /// A builder error of a transaction item (a required field left out: a bug).
 pub(crate) fn build_error(what: &str, e: impl std::error::Error) -> StoreError {
     StoreError::Corrupt(format!("cannot build {what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_conflict_without_a_failed_condition_is_sent_again() {
+        let codes = |c: &[&str]| c.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(only_contention(&codes(&["None", "TransactionConflict", "None"])));
+        assert!(!only_contention(&codes(&["ConditionalCheckFailed", "TransactionConflict"])), "a refusal is final");
+        assert!(!only_contention(&codes(&["None", "ConditionalCheckFailed"])));
+        assert!(!only_contention(&codes(&["ThrottlingError", "None"])), "throttling is the SDK's to retry");
+        assert!(!only_contention(&[]));
+        assert!(Transacted::Cancelled(codes(&["None", "ConditionalCheckFailed"])).failed(1));
+        assert!(!Transacted::Committed.failed(0));
+    }
+
+    #[test]
+    fn contention_pauses_grow_within_bounds() {
+        for attempt in 1..=CONTENTION_RETRIES {
+            let p = contention_pause(attempt).as_millis() as u64;
+            let base = 5 * u64::from(attempt);
+            assert!((base..=2 * base).contains(&p), "{attempt}: {p}");
+        }
+    }
 }
