@@ -121,3 +121,36 @@ async fn a_cancelled_run_is_not_run() {
     assert_eq!(resp["batchItemFailures"], json!([]), "{resp}");
     assert!(model.requests().is_empty(), "a cancelled run asks the model nothing");
 }
+
+/// With `AgentProvider=anthropic` the agent function reads the API key from Secrets
+/// Manager under its own policy (no other function may), and sends it to the provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anthropic_key_is_read_from_secrets_manager_under_the_agent_policy() {
+    let d = Deployment::with_iam().await;
+    let key = "sk-ant-from-secrets-manager";
+    let name = format!("rez-test/{}/agent/anthropic-api-key", ulid::Ulid::new());
+    d.clients.secrets.create_secret().name(&name).secret_string(key).send().await.expect("create the key secret");
+    let model = FakeModel::start().await;
+    model.expect_key(key);
+    model.script([FakeTurn::text("Done.")]);
+    let env = vec![
+        ("REZ_AGENT_PROVIDER", "anthropic".to_owned()),
+        ("REZ_AGENT_MODEL", "claude-haiku-4-5".to_owned()),
+        ("REZ_ANTHROPIC_BASE_URL", model.anthropic_base_url()),
+        ("REZ_ANTHROPIC_KEY_SECRET", name),
+    ];
+    let api = d.start_with("api", &env).await;
+    let agent = d.start_with("agent", &env).await;
+    let body = json!({"prompt": "Anything-booked?", "notify": false});
+    let (status, created) =
+        http_response(&api.invoke(http_event("POST", "/api/agent/runs", Some(&body), Some(ADMIN_KEY))).await);
+    assert_eq!(status, 202, "{created}");
+    let id = RunId::parse(created["id"].as_str().expect("run id")).expect("a run id");
+    let resp = agent.invoke(d.receive_event(QueueName::AgentResponse, WAIT).await).await;
+    assert_eq!(resp["batchItemFailures"], json!([]), "{resp}");
+    let run = d.store.get_run(&id).await.unwrap().expect("stored");
+    assert_eq!((run.status, run.answer.as_deref()), (RunStatus::Completed, Some("Done.")), "{run:?}");
+    let seen = model.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!((seen[0].format, seen[0].credential.as_deref()), (WireFormat::Anthropic, Some(key)));
+}
