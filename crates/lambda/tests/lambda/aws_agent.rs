@@ -154,3 +154,44 @@ async fn an_anthropic_key_is_read_from_secrets_manager_under_the_agent_policy() 
     assert_eq!(seen.len(), 1);
     assert_eq!((seen[0].format, seen[0].credential.as_deref()), (WireFormat::Anthropic, Some(key)));
 }
+
+/// Bedrock's throttling is retried (after its `retry-after`) within the run, and a run
+/// whose next model call would pass the day's cap ends `budget_exceeded` without the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_retried_and_a_day_cap_ends_a_run() {
+    let d = Deployment::new().await;
+    let model = FakeModel::start().await;
+    model.script([FakeTurn::rate_limited(1), FakeTurn::text("After a pause.")]);
+    let env = agent_env(&model);
+    let api = d.start_with("api", &env).await;
+    let agent = d.start_with("agent", &env).await;
+    let start = |prompt: &str| {
+        let body = json!({"prompt": prompt, "notify": false});
+        let api = &api;
+        async move {
+            let (status, created) =
+                http_response(&api.invoke(http_event("POST", "/api/agent/runs", Some(&body), Some(ADMIN_KEY))).await);
+            assert_eq!(status, 202, "{created}");
+            RunId::parse(created["id"].as_str().expect("run id")).expect("a run id")
+        }
+    };
+
+    let id = start("first").await;
+    let resp = agent.invoke(d.receive_event(QueueName::AgentResponse, WAIT).await).await;
+    assert_eq!(resp["batchItemFailures"], json!([]), "{resp}");
+    let run = d.store.get_run(&id).await.unwrap().expect("stored");
+    assert_eq!((run.status, run.answer.as_deref()), (RunStatus::Completed, Some("After a pause.")), "{run:?}");
+    assert_eq!(model.attempts(), 2, "the throttled call and its retry");
+
+    // A cap of a millionth of a dollar fits no call.
+    let mut tight = env.clone();
+    tight.retain(|(k, _)| *k != "REZ_AGENT_DAILY_BUDGET_USD");
+    tight.push(("REZ_AGENT_DAILY_BUDGET_USD", "0.000001".to_owned()));
+    let capped = d.start_with("agent", &tight).await;
+    let id = start("second").await;
+    let resp = capped.invoke(d.receive_event(QueueName::AgentResponse, WAIT).await).await;
+    assert_eq!(resp["batchItemFailures"], json!([]), "{resp}");
+    let run = d.store.get_run(&id).await.unwrap().expect("stored");
+    assert_eq!(run.status, RunStatus::BudgetExceeded, "{run:?}");
+    assert_eq!(model.attempts(), 2, "the refused call was never made");
+}
