@@ -79,11 +79,74 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The agent: start runs, follow them, chat, and see what they spent.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
     /// Write a consistent snapshot of the database to a file.
     Backup {
         /// Destination file (must not exist).
         dest: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Start a run of a task in plain words (carried out by `rez serve`).
+    Run {
+        prompt: String,
+        /// A course id or name the task is about.
+        #[arg(long)]
+        course: Option<String>,
+        /// Players to book for (1–4).
+        #[arg(long)]
+        players: Option<u8>,
+        /// Let the run book (without it, it finds and proposes).
+        #[arg(long)]
+        auto_book: bool,
+        /// Do not push the outcome.
+        #[arg(long)]
+        no_notify: bool,
+        /// Follow the run, showing each step, until it ends.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List or show runs.
+    Runs {
+        #[command(subcommand)]
+        command: AgentRunsCommand,
+    },
+    /// Chat in the terminal; each tool call is shown as it happens.
+    Chat {
+        /// Continue a session.
+        #[arg(long)]
+        session: Option<String>,
+        /// Let the chat book.
+        #[arg(long)]
+        auto_book: bool,
+    },
+    /// Spend today, over the last 7 days and per model.
+    Usage {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentRunsCommand {
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run with every step.
+    Show { id: String },
 }
 
 #[derive(Subcommand)]
@@ -385,6 +448,22 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         SchedulesCommand::Delete { id } => sc::delete(s, &id).await,
                         SchedulesCommand::Run { id } => sc::run(s, &id).await,
                         SchedulesCommand::Preview { .. } => unreachable!("handled above"),
+                    }
+                }
+                Command::Agent { command } => {
+                    let services = rez_cli::wiring::services(&config, &store, Default::default())?;
+                    let s = &services;
+                    use commands::agent as ag;
+                    match command {
+                        AgentCommand::Run { prompt, course, players, auto_book, no_notify, wait, json } => {
+                            ag::run(s, ag::RunArgs { prompt, course, players, auto_book, no_notify, wait, json }).await
+                        }
+                        AgentCommand::Runs { command: AgentRunsCommand::List { status, limit, json } } => {
+                            ag::list(s, status, limit, json).await
+                        }
+                        AgentCommand::Runs { command: AgentRunsCommand::Show { id } } => ag::show(s, &id).await,
+                        AgentCommand::Chat { session, auto_book } => ag::chat(s, session, auto_book).await,
+                        AgentCommand::Usage { json } => ag::usage(s, json).await,
                     }
                 }
                 Command::Secrets { command } => {
