@@ -465,9 +465,11 @@ impl FakeModel {
     }
 
     /// Pairs of requests (earlier, later index) that carried the very same conversation
-    /// (format, model, system prompt, messages): a step asked twice. Requests answered
-    /// with a fault are expected to be repeated, so only a request answered with a reply
-    /// counts as the earlier one.
+    /// (format, model, messages): a step asked twice. The system prompt is left out of
+    /// the comparison, since it may carry the current time and a resumed step must not
+    /// escape notice by it. Requests answered with a fault are expected to be repeated,
+    /// so only a request answered with a reply counts as the earlier one. Conversations of
+    /// different runs that happen to be identical count too: give them distinct prompts.
     pub fn repeated_requests(&self) -> Vec<(usize, usize)> {
         let inner = self.shared.lock();
         let mut first_answered: HashMap<String, usize> = HashMap::new();
@@ -485,13 +487,7 @@ impl FakeModel {
 }
 
 fn conversation_key(r: &SeenRequest) -> String {
-    format!(
-        "{:?}\u{0}{}\u{0}{}\u{0}{}",
-        r.format,
-        r.model,
-        r.system,
-        serde_json::to_string(&r.messages).unwrap_or_default()
-    )
+    format!("{:?}\u{0}{}\u{0}{}", r.format, r.model, serde_json::to_string(&r.messages).unwrap_or_default())
 }
 
 /// The tool-use protocol every provider enforces, checked on the neutral conversation:

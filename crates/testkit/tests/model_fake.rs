@@ -358,3 +358,14 @@ async fn a_prefill_is_accepted_and_a_garbled_answer_is_an_html_page() {
     assert_eq!(resp.headers()["content-type"], "text/html");
     assert!(resp.text().await.expect("body").starts_with("<html>"));
 }
+
+#[tokio::test]
+async fn a_step_asked_again_with_a_newer_system_prompt_is_still_a_repeat() {
+    let fake = FakeModel::start().await;
+    let ask = |system: &str, prompt: &str| json!({"model": "m", "max_tokens": 10, "system": system, "messages": [{"role": "user", "content": prompt}]});
+    anthropic(&fake, "k", ask("It is 08:00.", "book")).await;
+    anthropic(&fake, "k", ask("It is 08:00.", "another run")).await;
+    assert!(fake.repeated_requests().is_empty());
+    anthropic(&fake, "k", ask("It is 08:05.", "book")).await;
+    assert_eq!(fake.repeated_requests(), vec![(0, 2)]);
+}
