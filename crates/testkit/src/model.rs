@@ -308,6 +308,8 @@ struct Shared {
     /// Set when the handle is dropped; releases hanging requests.
     closed: AtomicBool,
     closing: Notify,
+    /// Woken on every recorded request.
+    recorded: Notify,
 }
 
 impl Shared {
@@ -366,6 +368,7 @@ impl FakeModel {
             }),
             closed: AtomicBool::new(false),
             closing: Notify::new(),
+            recorded: Notify::new(),
         });
         let app = Router::new()
             .route("/v1/messages", post(anthropic_route))
@@ -451,6 +454,23 @@ impl FakeModel {
     /// Every request the fake could parse, oldest first.
     pub fn requests(&self) -> Vec<SeenRequest> {
         self.shared.lock().requests.clone()
+    }
+
+    /// Wait until at least `n` requests were recorded; false on timeout.
+    pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let recorded = self.shared.recorded.notified();
+            tokio::pin!(recorded);
+            // Register before checking, so a request in between is not missed.
+            recorded.as_mut().enable();
+            if self.shared.lock().requests.len() >= n {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, recorded).await.is_err() {
+                return self.shared.lock().requests.len() >= n;
+            }
+        }
     }
 
     /// Number of requests of any kind, unreadable and refused ones included.
@@ -671,6 +691,7 @@ fn plan(
         inner.violations.push(Violation { request: Some(index), message });
     }
     inner.requests.push(seen.clone());
+    shared.recorded.notify_waiters();
     inner.answered.push(false);
     if key_refused {
         return (Plan::Fault(Fault::Unauthorized), latency);

@@ -236,6 +236,7 @@ async fn faults_come_in_each_providers_shape() {
 async fn a_hang_never_answers() {
     let fake = FakeModel::start().await;
     fake.push(FakeTurn::Hang);
+    assert!(!fake.wait_for_requests(1, Duration::from_millis(20)).await);
     let req = client()
         .post(format!("{}/v1/messages", fake.url()))
         .header("anthropic-version", "2023-06-01")
@@ -244,6 +245,7 @@ async fn a_hang_never_answers() {
         .send()
         .await;
     assert!(req.expect_err("must time out").is_timeout());
+    assert!(fake.wait_for_requests(1, Duration::from_secs(5)).await);
     assert_eq!(fake.requests().len(), 1);
 }
 
