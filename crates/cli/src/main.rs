@@ -557,6 +557,28 @@ fn check(config: &Config) -> anyhow::Result<()> {
     } else {
         println!("note: REZ_NTFY_URL is not set; notifications go to the inbox only");
     }
+    match config.agent.provider {
+        None => println!("note: the agent is off; set REZ_AGENT_PROVIDER (anthropic or openai) to turn it on"),
+        Some(p) => {
+            let has_key = match p {
+                rez_cli::agent_config::Provider::Anthropic => config.agent.anthropic_api_key.is_some(),
+                rez_cli::agent_config::Provider::OpenAi => {
+                    config.agent.openai_api_key.is_some() || config.agent.openai_base_url.is_some()
+                }
+                rez_cli::agent_config::Provider::Bedrock => {
+                    problems.push("REZ_AGENT_PROVIDER=bedrock works in the AWS deployment only".into());
+                    true
+                }
+            };
+            if !has_key {
+                println!(
+                    "note: no {} API key in the environment or rez.toml; `rez serve` reads it from the secret store (`rez secrets set {}_api_key`) or refuses to start",
+                    p.as_str(),
+                    p.as_str()
+                );
+            }
+        }
+    }
     if config.allow_loopback_for_tests {
         problems.push(
             "REZ_OUTBOUND_ALLOW_LOOPBACK is on: outbound calls may reach 127.0.0.1 (tests and benchmarks only)".into(),
