@@ -104,6 +104,7 @@ async fn steps(runs: usize, turns: usize) -> anyhow::Result<()> {
             players: None,
             auto_book: false,
             notify: false,
+            approval: Default::default(),
         };
         let (run, _) = start_run(&services, &req, &RunOrigin::default(), CreatedBy::Cli).await?;
         let cpu0 = cpu_seconds();
