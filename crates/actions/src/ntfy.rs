@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rez_core::MessageId;
-use rez_core::notify::NotifyPayload;
+use rez_core::notify::{NotifyAction, NotifyPayload};
 use rez_core::ports::{Notifier, PushError, PushReceipt};
 use rez_http::{HttpClient, HttpError, HttpResponse, OutboundRequest, PolicyViolation, Redactor, RetryPolicy, Url};
 use serde::{Deserialize, Serialize};
@@ -225,6 +225,8 @@ struct JsonPublish<'a> {
     click: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     markdown: bool,
+    #[serde(skip_serializing_if = "<[NotifyAction]>::is_empty")]
+    actions: &'a [NotifyAction],
 }
 
 /// The part of ntfy's message object we use.
@@ -301,6 +303,7 @@ impl NtfyClient {
             tags: &notification.tags,
             click: notification.click.as_deref(),
             markdown: notification.markdown,
+            actions: &notification.actions,
         };
         let request = self.build_request(&body).map_err(|e| PushError::Permanent { message: e.to_string() })?;
         let result = self.http.send_with_retry(request, &self.retry).await;
@@ -428,6 +431,7 @@ mod tests {
             tags: &n.tags,
             click: None,
             markdown: false,
+            actions: &[],
         })
         .expect("json");
         assert_eq!(
@@ -444,11 +448,19 @@ mod tests {
             tags: &n.tags,
             click: Some("https://x/"),
             markdown: true,
+            actions: &[NotifyAction {
+                action: rez_core::notify::NotifyActionKind::Http,
+                label: "Approve".into(),
+                url: "https://rez.example/a".into(),
+                method: Some("POST".into()),
+                clear: true,
+            }],
         })
         .expect("json");
         assert_eq!(
             full,
-            serde_json::json!({"topic": "t", "sequence_id": "s", "message": "hi", "title": "T", "priority": 5, "tags": ["a"], "click": "https://x/", "markdown": true})
+            serde_json::json!({"topic": "t", "sequence_id": "s", "message": "hi", "title": "T", "priority": 5, "tags": ["a"], "click": "https://x/", "markdown": true,
+                "actions": [{"action": "http", "label": "Approve", "url": "https://rez.example/a", "method": "POST", "clear": true}]})
         );
     }
 

@@ -32,6 +32,7 @@ fn full_payload() -> NotifyPayload {
         click: Some("https://x.cps.golf/booking/1".into()),
         markdown: true,
         topic: None,
+        actions: vec![],
     }
 }
 

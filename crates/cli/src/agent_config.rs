@@ -211,7 +211,7 @@ impl AgentConfig {
                 .map_err(|_| bad("REZ_TIMEZONE", v.clone(), "expected an IANA zone, e.g. America/New_York"))?,
         };
         let retry = RetryPolicy {
-            base: Duration::from_millis(num("REZ_AGENT_RETRY_BASE_MS", None, 500, 1..=60_000)?),
+            base_delay: Duration::from_millis(num("REZ_AGENT_RETRY_BASE_MS", None, 1000, 1..=60_000)?),
             ..RetryPolicy::default()
         };
         let settings = AgentSettings {

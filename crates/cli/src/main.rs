@@ -79,11 +79,74 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The agent: start runs, follow them, chat, and see what they spent.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
     /// Write a consistent snapshot of the database to a file.
     Backup {
         /// Destination file (must not exist).
         dest: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Start a run of a task in plain words (carried out by `rez serve`).
+    Run {
+        prompt: String,
+        /// A course id or name the task is about.
+        #[arg(long)]
+        course: Option<String>,
+        /// Players to book for (1–4).
+        #[arg(long)]
+        players: Option<u8>,
+        /// Let the run book (without it, it finds and proposes).
+        #[arg(long)]
+        auto_book: bool,
+        /// Do not push the outcome.
+        #[arg(long)]
+        no_notify: bool,
+        /// Follow the run, showing each step, until it ends.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List or show runs.
+    Runs {
+        #[command(subcommand)]
+        command: AgentRunsCommand,
+    },
+    /// Chat in the terminal; each tool call is shown as it happens.
+    Chat {
+        /// Continue a session.
+        #[arg(long)]
+        session: Option<String>,
+        /// Let the chat book.
+        #[arg(long)]
+        auto_book: bool,
+    },
+    /// Spend today, over the last 7 days and per model.
+    Usage {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentRunsCommand {
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run with every step.
+    Show { id: String },
 }
 
 #[derive(Subcommand)]
@@ -387,6 +450,22 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         SchedulesCommand::Preview { .. } => unreachable!("handled above"),
                     }
                 }
+                Command::Agent { command } => {
+                    let services = rez_cli::wiring::services(&config, &store, Default::default())?;
+                    let s = &services;
+                    use commands::agent as ag;
+                    match command {
+                        AgentCommand::Run { prompt, course, players, auto_book, no_notify, wait, json } => {
+                            ag::run(s, ag::RunArgs { prompt, course, players, auto_book, no_notify, wait, json }).await
+                        }
+                        AgentCommand::Runs { command: AgentRunsCommand::List { status, limit, json } } => {
+                            ag::list(s, status, limit, json).await
+                        }
+                        AgentCommand::Runs { command: AgentRunsCommand::Show { id } } => ag::show(s, &id).await,
+                        AgentCommand::Chat { session, auto_book } => ag::chat(s, session, auto_book).await,
+                        AgentCommand::Usage { json } => ag::usage(s, json).await,
+                    }
+                }
                 Command::Secrets { command } => {
                     use commands::secrets::{self as sec, SecretSource};
                     let source = |env: Option<String>| env.map(SecretSource::Env).unwrap_or(SecretSource::Stdin);
@@ -477,6 +556,28 @@ fn check(config: &Config) -> anyhow::Result<()> {
         }
     } else {
         println!("note: REZ_NTFY_URL is not set; notifications go to the inbox only");
+    }
+    match config.agent.provider {
+        None => println!("note: the agent is off; set REZ_AGENT_PROVIDER (anthropic or openai) to turn it on"),
+        Some(p) => {
+            let has_key = match p {
+                rez_cli::agent_config::Provider::Anthropic => config.agent.anthropic_api_key.is_some(),
+                rez_cli::agent_config::Provider::OpenAi => {
+                    config.agent.openai_api_key.is_some() || config.agent.openai_base_url.is_some()
+                }
+                rez_cli::agent_config::Provider::Bedrock => {
+                    problems.push("REZ_AGENT_PROVIDER=bedrock works in the AWS deployment only".into());
+                    true
+                }
+            };
+            if !has_key {
+                println!(
+                    "note: no {} API key in the environment or rez.toml; `rez serve` reads it from the secret store (`rez secrets set {}_api_key`) or refuses to start",
+                    p.as_str(),
+                    p.as_str()
+                );
+            }
+        }
     }
     if config.allow_loopback_for_tests {
         problems.push(

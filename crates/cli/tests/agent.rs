@@ -364,3 +364,42 @@ async fn bad_requests_are_refused_with_the_field_named() {
     assert_eq!((s, e["error"]["code"].as_str()), (400, Some("invalid_parameter")));
     r.t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_starts_a_run_follows_its_steps_and_reports_spend() {
+    let model = FakeModel::start().await;
+    let mut r = rig(&model, &[]).await;
+    model.script([FakeTurn::tool_call("list_courses", json!({})), FakeTurn::text("Birdsfoot and Totteridge.")]);
+    let rez = |args: &[&str]| {
+        let base = model.anthropic_base_url();
+        let dir = r.t.dir.path().to_owned();
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_rez"))
+                .args(&args)
+                .env("REZ_DATA_DIR", dir)
+                .env("REZ_AGENT_PROVIDER", "anthropic")
+                .env("REZ_ANTHROPIC_API_KEY", KEY)
+                .env("REZ_ANTHROPIC_BASE_URL", base)
+                .output()
+                .expect("rez")
+        })
+    };
+    let out = rez(&["agent", "run", "Which courses do you know?", "--no-notify", "--wait"]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("→ list_courses"), "each tool call is shown as it starts: {stdout}");
+    assert!(stdout.contains("← list_courses"), "and as it ends: {stdout}");
+    assert!(stdout.contains("completed — Birdsfoot and Totteridge."), "{stdout}");
+
+    let out = rez(&["agent", "usage", "--json"]).await.unwrap();
+    let usage: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(usage["today_total"]["calls"], 2, "{usage}");
+    let out = rez(&["agent", "runs", "list", "--json"]).await.unwrap();
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs["items"][0]["created_by"], "cli");
+    let bad = rez(&["agent", "run", "x", "--players", "7"]).await.unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("players"));
+    r.t.stop().await;
+}

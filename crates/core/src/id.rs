@@ -149,6 +149,12 @@ prefixed_id!(
     "chs"
 );
 
+prefixed_id!(
+    /// Id of an approval a run waits for: `apr_<ULID>`.
+    ApprovalId,
+    "apr"
+);
+
 impl RunId {
     /// The run an `agent_response` message carries out: the message's own ULID.
     pub fn for_message(message: &MessageId) -> Self {

@@ -58,6 +58,91 @@ impl TryFrom<u8> for Priority {
     }
 }
 
+/// The most action buttons ntfy shows on one notification.
+pub const MAX_ACTIONS: usize = 3;
+pub const MAX_ACTION_LABEL_BYTES: usize = 40;
+
+/// What a notification's button does when tapped (ntfy's action buttons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyActionKind {
+    /// Open the URL.
+    View,
+    /// The ntfy app sends a request to the URL (`method`, POST by default).
+    Http,
+}
+
+/// One action button.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NotifyAction {
+    pub action: NotifyActionKind,
+    pub label: String,
+    pub url: String,
+    /// `http` only: `POST` (default), `PUT` or `GET`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Dismiss the notification once the action succeeded.
+    #[serde(default)]
+    pub clear: bool,
+}
+
+impl NotifyAction {
+    fn from_value(v: &Value, at: &str) -> Result<Self, ValidationError> {
+        let obj =
+            v.as_object().ok_or_else(|| ValidationError::invalid(at, "must be an object {action, label, url}"))?;
+        let field = |k: &str| format!("{at}.{k}");
+        let action = match obj.get("action").and_then(Value::as_str) {
+            Some("view") => NotifyActionKind::View,
+            Some("http") => NotifyActionKind::Http,
+            _ => return Err(ValidationError::invalid(field("action"), "must be view or http")),
+        };
+        let label = match obj.get("label").and_then(Value::as_str) {
+            Some(l) if !l.trim().is_empty() && l.len() <= MAX_ACTION_LABEL_BYTES && !l.contains([',', ';', '\n']) => {
+                l.to_owned()
+            }
+            _ => {
+                return Err(ValidationError::invalid(
+                    field("label"),
+                    format!("must be 1–{MAX_ACTION_LABEL_BYTES} bytes without commas or semicolons"),
+                ));
+            }
+        };
+        let url = match obj.get("url").and_then(Value::as_str) {
+            Some(u)
+                if u.len() <= MAX_CLICK_BYTES
+                    && url::Url::parse(u).map(|u| matches!(u.scheme(), "http" | "https")).unwrap_or(false) =>
+            {
+                u.to_owned()
+            }
+            _ => return Err(ValidationError::invalid(field("url"), "must be an http(s) URL")),
+        };
+        let method = match obj.get("method") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(m))
+                if matches!(m.as_str(), "POST" | "PUT" | "GET") && action == NotifyActionKind::Http =>
+            {
+                Some(m.clone())
+            }
+            Some(_) => {
+                return Err(ValidationError::invalid(field("method"), "must be POST, PUT or GET, on http actions"));
+            }
+        };
+        let clear = match obj.get("clear") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(ValidationError::invalid(field("clear"), "must be a boolean")),
+        };
+        if let Some(k) = obj.keys().find(|k| !["action", "label", "url", "method", "clear"].contains(&k.as_str())) {
+            return Err(ValidationError::new(
+                "unknown_field",
+                field(k),
+                "an action is {action, label, url, method?, clear?}",
+            ));
+        }
+        Ok(Self { action, label, url, method, clear })
+    }
+}
+
 /// A validated notification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NotifyPayload {
@@ -75,6 +160,9 @@ pub struct NotifyPayload {
     /// Overrides the topic of the configured ntfy URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
+    /// Up to three action buttons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<NotifyAction>,
 }
 
 impl NotifyPayload {
@@ -88,12 +176,13 @@ impl NotifyPayload {
             click: None,
             markdown: false,
             topic: None,
+            actions: vec![],
         }
     }
 
     /// Validate a `payload` object of a `notify` message.
     pub fn from_payload(p: &Map<String, Value>) -> Result<Self, ValidationError> {
-        const FIELDS: [&str; 7] = ["message", "title", "priority", "tags", "click", "markdown", "topic"];
+        const FIELDS: [&str; 8] = ["message", "title", "priority", "tags", "click", "markdown", "topic", "actions"];
         if let Some(k) = p.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             return Err(ValidationError::new(
                 "unknown_field",
@@ -163,7 +252,21 @@ impl NotifyPayload {
         {
             return Err(ValidationError::invalid("payload.topic", "must be 1–64 characters of A–Z, a–z, 0–9, - and _"));
         }
-        Ok(Self { message, title, priority, tags, click, markdown, topic })
+        let actions = match p.get("actions") {
+            None | Some(Value::Null) => vec![],
+            Some(Value::Array(items)) if items.len() <= MAX_ACTIONS => items
+                .iter()
+                .enumerate()
+                .map(|(i, a)| NotifyAction::from_value(a, &format!("payload.actions[{i}]")))
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(ValidationError::invalid(
+                    "payload.actions",
+                    format!("must be an array of at most {MAX_ACTIONS} actions"),
+                ));
+            }
+        };
+        Ok(Self { message, title, priority, tags, click, markdown, topic, actions })
     }
 }
 
@@ -185,6 +288,24 @@ mod tests {
 
     fn p(v: Value) -> Result<NotifyPayload, ValidationError> {
         NotifyPayload::from_payload(v.as_object().unwrap())
+    }
+
+    #[test]
+    fn actions_are_checked() {
+        let n = p(json!({"message": "m", "actions": [{"action": "http", "label": "Approve", "url": "https://rez.example/api/approvals/a/approve?token=t", "method": "POST", "clear": true}]})).unwrap();
+        assert_eq!(n.actions[0].action, NotifyActionKind::Http);
+        for (actions, field) in [
+            (json!([{"action": "broadcast", "label": "x", "url": "https://x/"}]), "payload.actions[0].action"),
+            (json!([{"action": "view", "label": "", "url": "https://x/"}]), "payload.actions[0].label"),
+            (json!([{"action": "view", "label": "x", "url": "ftp://x/"}]), "payload.actions[0].url"),
+            (
+                json!([{"action": "view", "label": "x", "url": "https://x/", "method": "POST"}]),
+                "payload.actions[0].method",
+            ),
+            (json!([{}, {}, {}, {}]), "payload.actions"),
+        ] {
+            assert_eq!(p(json!({"message": "m", "actions": actions})).unwrap_err().field, field);
+        }
     }
 
     #[test]

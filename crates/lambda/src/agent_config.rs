@@ -148,7 +148,7 @@ impl AgentConfig {
             zone,
             lease: Duration::from_secs(num("REZ_AGENT_LEASE_SECS", AgentSettings::DEFAULT_LEASE.as_secs(), 1..=3_600)?),
             retry: RetryPolicy {
-                base: Duration::from_millis(num("REZ_AGENT_RETRY_BASE_MS", 500, 1..=60_000)?),
+                base_delay: Duration::from_millis(num("REZ_AGENT_RETRY_BASE_MS", 1000, 1..=60_000)?),
                 ..RetryPolicy::default()
             },
         };

@@ -348,7 +348,9 @@ impl AgentStore for LocalStore {
                 }
                 run.cancel_requested = true;
                 run.updated_at = now;
-                if run.status == RunStatus::Queued && lease_live(&run, now).is_none() {
+                if matches!(run.status, RunStatus::Queued | RunStatus::AwaitingApproval)
+                    && lease_live(&run, now).is_none()
+                {
                     run.status = RunStatus::Cancelled;
                     run.finished_at = Some(now);
                     run.lease = None;

@@ -8,6 +8,7 @@
 //! concurrent writers share one fsync. Reads use a small pool of connections.
 
 mod agent;
+mod approvals;
 mod booking;
 mod budget;
 mod codec;

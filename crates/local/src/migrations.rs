@@ -227,6 +227,21 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (day, model)
     ) WITHOUT ROWID;
     "#,
+    // 9: approvals an agent run waits for. The token hashes live in their own columns,
+    // never in the document the API serves.
+    r#"
+    CREATE TABLE approvals (
+        id           TEXT PRIMARY KEY,
+        run_id       TEXT NOT NULL,
+        step         INTEGER NOT NULL,
+        state        TEXT NOT NULL,
+        approve_hash TEXT NOT NULL,
+        decline_hash TEXT NOT NULL,
+        doc          TEXT NOT NULL,
+        UNIQUE (run_id, step)
+    ) WITHOUT ROWID;
+    CREATE INDEX approvals_by_state ON approvals(state, id);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -284,6 +284,18 @@ mod agent {
 
     rez_port_suite::agent_port_suite!(SqliteAgent);
 
+    #[derive(Default)]
+    struct SqliteApprovals;
+
+    #[async_trait]
+    impl rez_port_suite::approvals::ApprovalFixture for SqliteApprovals {
+        async fn fresh_approvals(&self) -> Arc<dyn rez_core::agent::approval::ApprovalStore> {
+            fresh_store(false)
+        }
+    }
+
+    rez_port_suite::approval_port_suite!(SqliteApprovals);
+
     use chrono::{NaiveDate, TimeDelta};
     use rez_core::agent::model::Usage;
     use rez_core::agent::money::Nanodollars;
@@ -324,8 +336,14 @@ mod agent {
     async fn an_unreadable_agent_row_is_corrupt_and_left_alone() {
         let store = fresh_store(false);
         let t = SystemClock.now();
-        let request =
-            AgentRequest { prompt: "book".into(), course: None, players: None, auto_book: false, notify: true };
+        let request = AgentRequest {
+            prompt: "book".into(),
+            course: None,
+            players: None,
+            auto_book: false,
+            notify: true,
+            approval: Default::default(),
+        };
         let run = AgentRun::new(RunId::new(t), request, CreatedBy::Api, None, None, None, "anthropic", "m", t);
         store.create_run(&run).await.expect("create");
         let attempt = AttemptId::new(t);

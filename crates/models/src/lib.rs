@@ -4,10 +4,9 @@
 //! - [`AnthropicClient`]: the Anthropic Messages API;
 //! - [`OpenAiClient`]: OpenAI-compatible Chat Completions (OpenAI, Ollama, vLLM,
 //!   llama.cpp's server, OpenRouter), at a configurable base URL;
-//! - [`complete_with_retries`]: bounded retries of transient failures around any client,
-//!   honouring the provider's `retry-after`.
 //!
-//! One `complete` is one HTTP exchange; its failure is classified transient or permanent
+//! One `complete` is one HTTP exchange (the run loop's `rez-runtime::agent::retry` bounds
+//! the retries around it); its failure is classified transient or permanent
 //! with a message that says what to fix and never contains the key. Bedrock Converse
 //! lives in `rez-aws` (the AWS SDK stays there).
 
@@ -16,10 +15,8 @@ mod endpoint;
 mod error;
 mod key;
 mod openai;
-mod retry;
 
 pub use anthropic::{ANTHROPIC_DEFAULT_BASE_URL, ANTHROPIC_VERSION, AnthropicClient, AnthropicConfig};
 pub use endpoint::{ClientError, DEFAULT_MODEL_TIMEOUT};
 pub use key::{ApiKey, InvalidApiKey};
 pub use openai::{OPENAI_DEFAULT_BASE_URL, OpenAiClient, OpenAiConfig, TokenLimitField};
-pub use retry::{RetryPolicy, complete_with_retries};

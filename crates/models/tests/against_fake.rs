@@ -9,9 +9,8 @@ use rez_core::agent::model::{
     ChatMessage, ContentBlock, ModelClient, ModelErrorKind, ModelRequest, ModelResponse, Role, StopReason,
     ToolDefinition, Usage,
 };
-use rez_models::{
-    AnthropicClient, AnthropicConfig, ApiKey, OpenAiClient, OpenAiConfig, RetryPolicy, complete_with_retries,
-};
+use rez_models::{AnthropicClient, AnthropicConfig, ApiKey, OpenAiClient, OpenAiConfig};
+use rez_runtime::agent::retry::{RetryPolicy, complete_with_retries};
 use rez_testkit::{FakeModel, FakeTurn, WireFormat};
 use serde_json::{Map, json};
 

@@ -42,6 +42,7 @@ fn request(prompt: &str) -> AgentRequest {
         players: Some(4),
         auto_book: false,
         notify: true,
+        approval: Default::default(),
     }
 }
 

@@ -11,6 +11,7 @@
 //! with its own fixture and macro.
 
 pub mod agent;
+pub mod approvals;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -308,6 +308,8 @@ struct Shared {
     /// Set when the handle is dropped; releases hanging requests.
     closed: AtomicBool,
     closing: Notify,
+    /// Woken on every recorded request.
+    recorded: Notify,
 }
 
 impl Shared {
@@ -366,6 +368,7 @@ impl FakeModel {
             }),
             closed: AtomicBool::new(false),
             closing: Notify::new(),
+            recorded: Notify::new(),
         });
         let app = Router::new()
             .route("/v1/messages", post(anthropic_route))
@@ -453,6 +456,23 @@ impl FakeModel {
         self.shared.lock().requests.clone()
     }
 
+    /// Wait until at least `n` requests were recorded; false on timeout.
+    pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let recorded = self.shared.recorded.notified();
+            tokio::pin!(recorded);
+            // Register before checking, so a request in between is not missed.
+            recorded.as_mut().enable();
+            if self.shared.lock().requests.len() >= n {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, recorded).await.is_err() {
+                return self.shared.lock().requests.len() >= n;
+            }
+        }
+    }
+
     /// Number of requests of any kind, unreadable and refused ones included.
     pub fn attempts(&self) -> usize {
         self.shared.lock().attempts
@@ -465,9 +485,11 @@ impl FakeModel {
     }
 
     /// Pairs of requests (earlier, later index) that carried the very same conversation
-    /// (format, model, system prompt, messages): a step asked twice. Requests answered
-    /// with a fault are expected to be repeated, so only a request answered with a reply
-    /// counts as the earlier one.
+    /// (format, model, messages): a step asked twice. The system prompt is left out of
+    /// the comparison, since it may carry the current time and a resumed step must not
+    /// escape notice by it. Requests answered with a fault are expected to be repeated,
+    /// so only a request answered with a reply counts as the earlier one. Conversations of
+    /// different runs that happen to be identical count too: give them distinct prompts.
     pub fn repeated_requests(&self) -> Vec<(usize, usize)> {
         let inner = self.shared.lock();
         let mut first_answered: HashMap<String, usize> = HashMap::new();
@@ -485,13 +507,7 @@ impl FakeModel {
 }
 
 fn conversation_key(r: &SeenRequest) -> String {
-    format!(
-        "{:?}\u{0}{}\u{0}{}\u{0}{}",
-        r.format,
-        r.model,
-        r.system,
-        serde_json::to_string(&r.messages).unwrap_or_default()
-    )
+    format!("{:?}\u{0}{}\u{0}{}", r.format, r.model, serde_json::to_string(&r.messages).unwrap_or_default())
 }
 
 /// The tool-use protocol every provider enforces, checked on the neutral conversation:
@@ -675,6 +691,7 @@ fn plan(
         inner.violations.push(Violation { request: Some(index), message });
     }
     inner.requests.push(seen.clone());
+    shared.recorded.notify_waiters();
     inner.answered.push(false);
     if key_refused {
         return (Plan::Fault(Fault::Unauthorized), latency);

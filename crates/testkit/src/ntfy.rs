@@ -64,6 +64,8 @@ pub struct ReceivedPush {
     pub tags: Vec<String>,
     pub click: Option<String>,
     pub markdown: bool,
+    /// Action buttons (JSON publishes), as sent: `{action, label, url, method?, clear?}`.
+    pub actions: Vec<Value>,
     /// The sequence id the publisher set, if any.
     pub sequence_id: Option<String>,
     pub form: PublishForm,
@@ -420,6 +422,7 @@ fn blank(topic: String, message: String, form: PublishForm) -> ReceivedPush {
         tags: Vec::new(),
         click: None,
         markdown: false,
+        actions: Vec::new(),
         sequence_id: None,
         form,
         method: Method::POST,
@@ -444,6 +447,8 @@ struct JsonPublish {
     #[serde(default)]
     markdown: Option<bool>,
     #[serde(default)]
+    actions: Option<Vec<Value>>,
+    #[serde(default)]
     sequence_id: Option<String>,
 }
 
@@ -467,6 +472,18 @@ fn parse_json(body: &[u8]) -> ParseResult {
     push.tags = p.tags.unwrap_or_default();
     push.click = p.click.filter(|c| !c.is_empty());
     push.markdown = p.markdown.unwrap_or(false);
+    let actions = p.actions.unwrap_or_default();
+    // ntfy's own rule: at most 3 actions, each with an action type, a label and a URL.
+    if actions.len() > 3
+        || actions.iter().any(|a| {
+            !matches!(a["action"].as_str(), Some("view" | "http" | "broadcast"))
+                || a["label"].as_str().is_none_or(str::is_empty)
+                || (a["action"] != "broadcast" && a["url"].as_str().is_none_or(str::is_empty))
+        })
+    {
+        return Err(bad_request("invalid request: actions invalid"));
+    }
+    push.actions = actions;
     push.sequence_id = checked_sequence_id(p.sequence_id)?;
     Ok(push)
 }

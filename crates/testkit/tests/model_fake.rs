@@ -236,6 +236,7 @@ async fn faults_come_in_each_providers_shape() {
 async fn a_hang_never_answers() {
     let fake = FakeModel::start().await;
     fake.push(FakeTurn::Hang);
+    assert!(!fake.wait_for_requests(1, Duration::from_millis(20)).await);
     let req = client()
         .post(format!("{}/v1/messages", fake.url()))
         .header("anthropic-version", "2023-06-01")
@@ -244,6 +245,7 @@ async fn a_hang_never_answers() {
         .send()
         .await;
     assert!(req.expect_err("must time out").is_timeout());
+    assert!(fake.wait_for_requests(1, Duration::from_secs(5)).await);
     assert_eq!(fake.requests().len(), 1);
 }
 
@@ -357,4 +359,15 @@ async fn a_prefill_is_accepted_and_a_garbled_answer_is_an_html_page() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/html");
     assert!(resp.text().await.expect("body").starts_with("<html>"));
+}
+
+#[tokio::test]
+async fn a_step_asked_again_with_a_newer_system_prompt_is_still_a_repeat() {
+    let fake = FakeModel::start().await;
+    let ask = |system: &str, prompt: &str| json!({"model": "m", "max_tokens": 10, "system": system, "messages": [{"role": "user", "content": prompt}]});
+    anthropic(&fake, "k", ask("It is 08:00.", "book")).await;
+    anthropic(&fake, "k", ask("It is 08:00.", "another run")).await;
+    assert!(fake.repeated_requests().is_empty());
+    anthropic(&fake, "k", ask("It is 08:05.", "book")).await;
+    assert_eq!(fake.repeated_requests(), vec![(0, 2)]);
 }

@@ -25,7 +25,14 @@ fn now() -> Timestamp {
 }
 
 fn run_at(at: Timestamp) -> AgentRun {
-    let request = AgentRequest { prompt: "book".into(), course: None, players: None, auto_book: false, notify: true };
+    let request = AgentRequest {
+        prompt: "book".into(),
+        course: None,
+        players: None,
+        auto_book: false,
+        notify: true,
+        approval: Default::default(),
+    };
     AgentRun::new(RunId::new(at), request, CreatedBy::Api, None, None, None, "bedrock", "claude-haiku-4-5", at)
 }
 

@@ -1,6 +1,7 @@
 //! The admin commands. They work directly on the data directory (SQLite in WAL mode
 //! allows that while `rez serve` runs), so they need no API key.
 
+pub mod agent;
 pub mod dlq;
 pub mod keys;
 pub mod messages;

@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::approval::ApprovalPolicy;
 use super::model::{ContentBlock, StopReason, Usage};
 use super::money::Nanodollars;
 use crate::error::ValidationError;
@@ -35,6 +36,9 @@ pub struct AgentRequest {
     /// Push the outcome (default true).
     #[serde(default = "yes")]
     pub notify: bool,
+    /// `required`: every side-effecting call waits for the user's approval.
+    #[serde(default)]
+    pub approval: ApprovalPolicy,
 }
 
 fn yes() -> bool {
@@ -43,7 +47,7 @@ fn yes() -> bool {
 
 impl AgentRequest {
     /// The fields of a request.
-    pub const FIELDS: [&'static str; 5] = ["prompt", "course", "players", "auto_book", "notify"];
+    pub const FIELDS: [&'static str; 6] = ["prompt", "course", "players", "auto_book", "notify", "approval"];
 
     /// Parse a request object; `at` prefixes field names in errors (`target`, `payload`,
     /// or empty for a request body).
@@ -53,7 +57,9 @@ impl AgentRequest {
             return Err(ValidationError::new(
                 "unknown_field",
                 field(k),
-                format!("unknown field `{k}`; an agent request is {{prompt, course?, players?, auto_book?, notify?}}"),
+                format!(
+                    "unknown field `{k}`; an agent request is {{prompt, course?, players?, auto_book?, notify?, approval?}}"
+                ),
             ));
         }
         let prompt = match obj.get("prompt") {
@@ -84,7 +90,20 @@ impl AgentRequest {
             Some(Value::Bool(b)) => Ok(*b),
             Some(_) => Err(ValidationError::invalid(field(k), "must be a boolean")),
         };
-        Ok(Self { prompt, course, players, auto_book: flag("auto_book", false)?, notify: flag("notify", true)? })
+        let approval = match obj.get("approval") {
+            None | Some(Value::Null) => ApprovalPolicy::None,
+            Some(Value::String(a)) => ApprovalPolicy::parse(a)
+                .ok_or_else(|| ValidationError::invalid(field("approval"), "must be none or required"))?,
+            Some(_) => return Err(ValidationError::invalid(field("approval"), "must be none or required")),
+        };
+        Ok(Self {
+            prompt,
+            course,
+            players,
+            auto_book: flag("auto_book", false)?,
+            notify: flag("notify", true)?,
+            approval,
+        })
     }
 
     /// The request as a JSON object (an `agent_response` message's payload).
@@ -96,7 +115,7 @@ impl AgentRequest {
     }
 }
 
-/// Where a run stands. The last five are final.
+/// Where a run stands: `queued`, `running` and `awaiting_approval` are not final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
@@ -111,10 +130,14 @@ pub enum RunStatus {
     /// A model call would have passed the run's or the day's budget.
     BudgetExceeded,
     Cancelled,
+    /// Paused on a side-effecting call until the user decides (no worker is held).
+    AwaitingApproval,
+    /// The user did not answer an approval before its deadline.
+    ApprovalExpired,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 7] = [
+    pub const ALL: [RunStatus; 9] = [
         RunStatus::Queued,
         RunStatus::Running,
         RunStatus::Completed,
@@ -122,6 +145,8 @@ impl RunStatus {
         RunStatus::MaxTurns,
         RunStatus::BudgetExceeded,
         RunStatus::Cancelled,
+        RunStatus::AwaitingApproval,
+        RunStatus::ApprovalExpired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -133,6 +158,8 @@ impl RunStatus {
             RunStatus::MaxTurns => "max_turns",
             RunStatus::BudgetExceeded => "budget_exceeded",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::AwaitingApproval => "awaiting_approval",
+            RunStatus::ApprovalExpired => "approval_expired",
         }
     }
 
@@ -141,7 +168,7 @@ impl RunStatus {
     }
 
     pub fn is_final(self) -> bool {
-        !matches!(self, RunStatus::Queued | RunStatus::Running)
+        !matches!(self, RunStatus::Queued | RunStatus::Running | RunStatus::AwaitingApproval)
     }
 }
 

@@ -67,6 +67,7 @@ mod tests {
             players: Some(4),
             auto_book: false,
             notify: true,
+            approval: Default::default(),
         };
         let course = CourseInfo {
             id: "birdsfoot".into(),

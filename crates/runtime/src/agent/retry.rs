@@ -1,128 +1,160 @@
-//! Bounded retries of model calls. Rate limits (429), overload (529) and server errors
-//! are retried with exponential backoff and jitter, honouring the provider's
-//! `retry-after` up to a cap; a permanent error (a refused key, an unknown model) is
-//! returned at once, and nothing waits past the run's deadline.
+//! Bounded retries around any [`ModelClient`]: transient failures (rate limits, overload,
+//! server errors, timeouts, broken connections) are tried again with exponential backoff
+//! and jitter, or after the provider's `retry-after`; permanent ones come back at once.
+//!
+//! Three bounds: `max_attempts`; `max_retry_after` (a provider asking to wait longer gets
+//! its error returned at once, so the caller can end or defer the run instead of holding
+//! a worker); and an overall `deadline` across attempts and waits. Waiting uses tokio's
+//! clock, so tests run it paused.
 
 use std::time::Duration;
 
-use rez_core::agent::{ModelClient, ModelError, ModelRequest, ModelResponse};
+use rand::Rng;
+use rez_core::agent::model::{ModelClient, ModelError, ModelRequest, ModelResponse};
 use tokio::time::Instant;
 
-/// How model calls are retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How patiently to retry one model turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts in all, the first included.
+    /// Attempts in total, the first included (1 = no retry).
     pub max_attempts: u32,
-    /// The first backoff; doubled per attempt, with up to 50 % jitter added.
-    pub base: Duration,
-    /// The longest backoff, and the longest `retry-after` honoured: a provider asking for
-    /// more is not waited for (the error is returned, and the delivery retried later).
-    pub max_wait: Duration,
+    /// Wait before the second attempt; doubles with each further one.
+    pub base_delay: Duration,
+    /// Ceiling of the exponential wait.
+    pub max_delay: Duration,
+    /// The longest `retry-after` honoured; a provider asking for more ends the retries.
+    pub max_retry_after: Duration,
+    /// All attempts and waits together; no wait starts that would end past it, and an
+    /// attempt still running at the deadline is abandoned as a transient timeout.
+    pub deadline: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_attempts: 4, base: Duration::from_millis(500), max_wait: Duration::from_secs(30) }
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(60),
+            deadline: Duration::from_secs(600),
+        }
     }
 }
 
 impl RetryPolicy {
-    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(after) = retry_after {
-            return after;
-        }
-        let exp = self.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        let jitter = exp.mul_f64(rand::random::<f64>() * 0.5);
-        (exp + jitter).min(self.max_wait)
+    /// The wait before attempt `next` (2 = the first retry) when the provider named none:
+    /// `base * 2^(next-2)` capped at `max_delay`, then "equal jitter" (uniform in
+    /// `[d/2, d]`) so concurrent runs spread out.
+    pub fn backoff(&self, next: u32) -> Duration {
+        let exp = next.saturating_sub(2).min(30);
+        let d = self.base_delay.saturating_mul(1u32 << exp).min(self.max_delay);
+        let half = d / 2;
+        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+        half + Duration::from_nanos(if nanos == 0 { 0 } else { rand::rng().random_range(0..=nanos) })
     }
 }
 
-/// Call `model` until it answers, a permanent error, the attempts run out or `deadline`;
-/// answers the result and the number of attempts made.
+/// Call `client` until it answers, fails permanently, or a bound is reached. Returns the
+/// last result and the number of attempts made.
 pub async fn complete_with_retries(
-    model: &dyn ModelClient,
+    client: &dyn ModelClient,
     request: &ModelRequest,
     policy: &RetryPolicy,
-    deadline: Instant,
 ) -> (Result<ModelResponse, ModelError>, u32) {
-    let mut attempt = 0;
+    let deadline = Instant::now() + policy.deadline;
+    let max_attempts = policy.max_attempts.max(1);
+    let mut attempt = 1u32;
     loop {
-        attempt += 1;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let result = match tokio::time::timeout(remaining, model.complete(request)).await {
-            Ok(r) => r,
-            Err(_) => {
-                Err(ModelError::transient(model.provider(), "the run's time ran out while waiting for the model"))
-            }
+        let result = match tokio::time::timeout_at(deadline, client.complete(request)).await {
+            Ok(result) => result,
+            Err(_) => Err(ModelError::transient(
+                client.provider(),
+                format!("no answer within the retry deadline of {} s", policy.deadline.as_secs_f64()),
+            )),
         };
-        let error = match result {
+        let err = match result {
             Ok(response) => return (Ok(response), attempt),
-            Err(e) if !e.is_transient() || attempt >= policy.max_attempts => return (Err(e), attempt),
             Err(e) => e,
         };
-        if error.retry_after.is_some_and(|after| after > policy.max_wait) {
-            return (Err(error), attempt);
+        if !err.is_transient() || attempt >= max_attempts {
+            return (Err(err), attempt);
         }
-        let wait = policy.backoff(attempt, error.retry_after);
+        let wait = match err.retry_after {
+            Some(asked) if asked > policy.max_retry_after => {
+                tracing::info!(
+                    provider = err.provider,
+                    attempt,
+                    retry_after_ms = asked.as_millis() as u64,
+                    "model provider asks to wait longer than allowed; giving up"
+                );
+                return (Err(err), attempt);
+            }
+            Some(asked) => asked,
+            None => policy.backoff(attempt + 1),
+        };
         if Instant::now() + wait >= deadline {
-            return (Err(error), attempt);
+            tracing::info!(provider = err.provider, attempt, "retry deadline reached; giving up");
+            return (Err(err), attempt);
         }
-        tracing::info!(
-            provider = model.provider(),
-            status = error.status,
-            attempt,
-            wait_ms = wait.as_millis() as u64,
-            error = %error.message,
-            "model call failed; retrying"
-        );
+        tracing::info!(provider = err.provider, status = err.status, attempt, max_attempts, wait_ms = wait.as_millis() as u64, error = %err, "retrying model call");
         tokio::time::sleep(wait).await;
+        attempt += 1;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use std::collections::VecDeque;
     use std::sync::Mutex;
 
     use async_trait::async_trait;
-    use rez_core::agent::model::ModelErrorKind;
-    use rez_core::agent::{StopReason, Usage};
+    use rez_core::agent::model::{ContentBlock, StopReason, Usage};
 
-    use super::*;
-
-    /// Answers from a list, recording when each call came.
+    /// Answers from a script and notes when each call was made (paused clock).
     struct Scripted {
         answers: Mutex<VecDeque<Result<ModelResponse, ModelError>>>,
         calls: Mutex<Vec<Instant>>,
+        hang: bool,
+    }
+
+    impl Scripted {
+        fn new(answers: Vec<Result<ModelResponse, ModelError>>) -> Self {
+            Self { answers: Mutex::new(answers.into()), calls: Mutex::new(Vec::new()), hang: false }
+        }
+
+        fn gaps(&self) -> Vec<Duration> {
+            let calls = self.calls.lock().expect("lock");
+            calls.windows(2).map(|w| w[1] - w[0]).collect()
+        }
     }
 
     #[async_trait]
     impl ModelClient for Scripted {
         fn provider(&self) -> &'static str {
-            "test"
+            "anthropic"
         }
+
         async fn complete(&self, _: &ModelRequest) -> Result<ModelResponse, ModelError> {
-            self.calls.lock().unwrap().push(Instant::now());
-            self.answers.lock().unwrap().pop_front().unwrap_or_else(|| Ok(ok()))
+            self.calls.lock().expect("lock").push(Instant::now());
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
+            self.answers.lock().expect("lock").pop_front().unwrap_or_else(|| Ok(ok()))
         }
     }
 
     fn ok() -> ModelResponse {
-        ModelResponse { content: vec![], stop_reason: StopReason::EndTurn, usage: Usage::default(), model: "m".into() }
-    }
-
-    fn err(kind: ModelErrorKind, status: u16, after: Option<u64>) -> ModelError {
-        ModelError {
-            kind,
-            provider: "test",
-            status: Some(status),
-            retry_after: after.map(Duration::from_secs),
-            message: format!("status {status}"),
+        ModelResponse {
+            content: vec![ContentBlock::Text { text: "done".into() }],
+            stop_reason: StopReason::EndTurn,
+            usage: Usage::default(),
+            model: "m".into(),
         }
     }
 
-    fn scripted(answers: Vec<Result<ModelResponse, ModelError>>) -> Scripted {
-        Scripted { answers: Mutex::new(answers.into()), calls: Mutex::new(vec![]) }
+    fn transient(retry_after: Option<Duration>) -> Result<ModelResponse, ModelError> {
+        Err(ModelError { status: Some(429), retry_after, ..ModelError::transient("anthropic", "rate limited") })
     }
 
     fn request() -> ModelRequest {
@@ -131,71 +163,61 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retry_after_is_honoured_then_success() {
-        let m = scripted(vec![Err(err(ModelErrorKind::Transient, 429, Some(7)))]);
-        let start = Instant::now();
-        let (r, attempts) =
-            complete_with_retries(&m, &request(), &RetryPolicy::default(), start + Duration::from_secs(600)).await;
-        assert!(r.is_ok());
-        assert_eq!(attempts, 2);
-        let calls = m.calls.lock().unwrap().clone();
-        assert_eq!(calls[1] - calls[0], Duration::from_secs(7), "waited exactly what retry-after said");
+        let client =
+            Scripted::new(vec![transient(Some(Duration::from_secs(7))), transient(Some(Duration::from_millis(1500)))]);
+        let (result, attempts) = complete_with_retries(&client, &request(), &RetryPolicy::default()).await;
+        assert!(result.is_ok());
+        assert_eq!(attempts, 3);
+        assert_eq!(client.gaps(), vec![Duration::from_secs(7), Duration::from_millis(1500)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_grows_with_jitter_and_attempts_are_bounded() {
+        let client = Scripted::new((0..10).map(|_| transient(None)).collect());
+        let policy = RetryPolicy { base_delay: Duration::from_secs(2), ..RetryPolicy::default() };
+        let (result, attempts) = complete_with_retries(&client, &request(), &policy).await;
+        assert_eq!(result.expect_err("fails").status, Some(429));
+        assert_eq!(attempts, 4);
+        let gaps = client.gaps();
+        assert_eq!(gaps.len(), 3);
+        for (gap, full) in gaps.iter().zip([2u64, 4, 8]) {
+            let full = Duration::from_secs(full);
+            assert!(*gap >= full / 2 && *gap <= full, "{gap:?} for {full:?}");
+        }
     }
 
     #[tokio::test(start_paused = true)]
     async fn permanent_errors_are_not_retried() {
-        let m = scripted(vec![Err(err(ModelErrorKind::Permanent, 401, None))]);
-        let (r, attempts) =
-            complete_with_retries(&m, &request(), &RetryPolicy::default(), Instant::now() + Duration::from_secs(600))
-                .await;
-        assert_eq!(r.unwrap_err().status, Some(401));
+        let client = Scripted::new(vec![Err(ModelError::permanent("anthropic", "bad key"))]);
+        let (result, attempts) = complete_with_retries(&client, &request(), &RetryPolicy::default()).await;
+        assert_eq!(result.expect_err("fails").message, "bad key");
         assert_eq!(attempts, 1);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn attempts_are_bounded_and_backoff_grows() {
-        let e = || Err(err(ModelErrorKind::Transient, 529, None));
-        let m = scripted(vec![e(), e(), e(), e(), e()]);
-        let policy = RetryPolicy::default();
-        let (r, attempts) =
-            complete_with_retries(&m, &request(), &policy, Instant::now() + Duration::from_secs(600)).await;
-        assert_eq!(r.unwrap_err().status, Some(529));
-        assert_eq!(attempts, policy.max_attempts);
-        let calls = m.calls.lock().unwrap().clone();
-        let gaps: Vec<Duration> = calls.windows(2).map(|w| w[1] - w[0]).collect();
-        assert!(gaps[0] >= policy.base && gaps[1] >= policy.base * 2 && gaps[2] >= policy.base * 4, "{gaps:?}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_retry_after_beyond_the_cap_or_the_deadline_is_not_waited_for() {
-        let m = scripted(vec![Err(err(ModelErrorKind::Transient, 429, Some(3600)))]);
-        let (r, attempts) =
-            complete_with_retries(&m, &request(), &RetryPolicy::default(), Instant::now() + Duration::from_secs(600))
-                .await;
-        assert!(r.is_err());
+    async fn a_retry_after_past_the_cap_ends_the_retries_at_once() {
+        let client = Scripted::new(vec![transient(Some(Duration::from_secs(61)))]);
+        let started = Instant::now();
+        let (result, attempts) = complete_with_retries(&client, &request(), &RetryPolicy::default()).await;
+        assert_eq!(result.expect_err("fails").retry_after, Some(Duration::from_secs(61)));
         assert_eq!(attempts, 1);
-        let m = scripted(vec![Err(err(ModelErrorKind::Transient, 429, Some(20)))]);
-        let (r, _) =
-            complete_with_retries(&m, &request(), &RetryPolicy::default(), Instant::now() + Duration::from_secs(10))
-                .await;
-        assert!(r.is_err(), "20 s of retry-after does not fit in 10 s left");
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_hang_ends_at_the_deadline() {
-        struct Hang;
-        #[async_trait]
-        impl ModelClient for Hang {
-            fn provider(&self) -> &'static str {
-                "test"
-            }
-            async fn complete(&self, _: &ModelRequest) -> Result<ModelResponse, ModelError> {
-                std::future::pending().await
-            }
-        }
-        let start = Instant::now();
-        let (r, _) =
-            complete_with_retries(&Hang, &request(), &RetryPolicy::default(), start + Duration::from_secs(30)).await;
-        assert!(r.unwrap_err().is_transient());
-        assert!(Instant::now() - start <= Duration::from_secs(31));
+    async fn the_deadline_bounds_waits_and_hung_calls() {
+        let client =
+            Scripted::new(vec![transient(Some(Duration::from_secs(50))), transient(Some(Duration::from_secs(50)))]);
+        let policy = RetryPolicy { deadline: Duration::from_secs(80), ..RetryPolicy::default() };
+        let (result, attempts) = complete_with_retries(&client, &request(), &policy).await;
+        assert!(result.is_err());
+        assert_eq!(attempts, 2, "the second 50 s wait would end past the deadline");
+
+        let hung = Scripted { hang: true, ..Scripted::new(vec![]) };
+        let started = Instant::now();
+        let (result, attempts) = complete_with_retries(&hung, &request(), &policy).await;
+        let err = result.expect_err("deadline");
+        assert!(err.is_transient() && err.message.contains("deadline"), "{}", err.message);
+        assert_eq!((attempts, started.elapsed()), (1, Duration::from_secs(80)));
     }
 }

@@ -28,7 +28,7 @@ use tracing::Instrument;
 
 use super::conversation::{self, Next};
 use super::outcome;
-use super::retry::complete_with_retries;
+use super::retry::{RetryPolicy, complete_with_retries};
 use super::settings::AgentSettings;
 use super::{Agent, AgentPorts};
 use crate::tools::{CallContext, ToolError, ToolName};
@@ -212,8 +212,8 @@ impl Agent {
         let left = (o.deadline - now).to_std().unwrap_or_default();
         let prepared = began.elapsed();
         let called = Instant::now();
-        let (result, attempts) =
-            complete_with_retries(o.model, &request, &o.settings.retry, tokio::time::Instant::now() + left).await;
+        let policy = RetryPolicy { deadline: o.settings.retry.deadline.min(left), ..o.settings.retry.clone() };
+        let (result, attempts) = complete_with_retries(o.model, &request, &policy).await;
         let waited = called.elapsed();
         let response = match result {
             Ok(r) => r,
