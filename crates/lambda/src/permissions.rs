@@ -24,6 +24,12 @@
 //!   with the operator's own credentials, never by a function);
 //! - schedules are mirrored in EventBridge Scheduler (create, update, get, delete) with
 //!   the scheduler execution role passed to the service;
+//! - the agent function claims and advances runs on the agent-runs table (updates, and
+//!   transactions of puts, updates and a `ConditionCheckItem` on the run), reserves and
+//!   settles spend on the agent-budget table (transactions of a put and updates), runs the
+//!   tools (what MCP's tools read and send), calls `bedrock:InvokeModel` on the one
+//!   configured model and reads the provider-key secrets; the api function creates, lists,
+//!   reads and cancels runs and reads budget reports;
 //! - every function writes to its own log group, and trace segments to X-Ray when the
 //!   template's `TracingMode` is `Active` (Lambda does both, with the function's role;
 //!   X-Ray has no resource-level permissions, hence its `*`). Metrics are embedded in log
