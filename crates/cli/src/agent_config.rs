@@ -32,6 +32,9 @@ pub(crate) struct AgentFile {
     run_budget_usd: Option<f64>,
     concurrency: Option<u64>,
     timezone: Option<String>,
+    /// Where this deployment is reached from the user's phone (`REZ_PUBLIC_URL`).
+    public_url: Option<String>,
+    approval_ttl_seconds: Option<u64>,
     /// `[agent.prices."model"]`: USD per million tokens.
     #[serde(default)]
     prices: std::collections::BTreeMap<String, PriceFile>,
@@ -114,6 +117,8 @@ impl std::fmt::Debug for AgentConfig {
             .field("daily_budget", &self.settings.day_cap.map(|c| c.to_string()))
             .field("run_budget", &self.settings.run_cap.map(|c| c.to_string()))
             .field("timezone", &self.settings.zone.name())
+            .field("public_url", &self.settings.public_url.as_ref().map(Url::as_str))
+            .field("approval_ttl", &self.settings.approval_ttl)
             .finish()
     }
 }
@@ -248,6 +253,13 @@ impl AgentConfig {
                 1..=3_600,
             )?),
             retry,
+            public_url: url("REZ_PUBLIC_URL", file.public_url)?,
+            approval_ttl: Duration::from_secs(num(
+                "REZ_APPROVAL_TTL_SECS",
+                file.approval_ttl_seconds,
+                AgentSettings::DEFAULT_APPROVAL_TTL.as_secs(),
+                1..=7 * 86_400,
+            )?),
         };
         if provider.is_some() {
             settings.check_prices().map_err(ConfigError::Invalid)?;

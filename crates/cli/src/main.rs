@@ -84,6 +84,11 @@ enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// What agent runs wait for: list, show, approve, decline.
+    Approvals {
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
     /// Write a consistent snapshot of the database to a file.
     Backup {
         /// Destination file (must not exist).
@@ -132,6 +137,28 @@ enum AgentCommand {
     Usage {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// Pending approvals (or `--state approved|declined|expired|all`).
+    List {
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        id: String,
+    },
+    /// Approve: the stored call runs with its stored idempotency key.
+    Approve {
+        id: String,
+    },
+    /// Decline: the run is told the user said no.
+    Decline {
+        id: String,
     },
 }
 
@@ -464,6 +491,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         AgentCommand::Runs { command: AgentRunsCommand::Show { id } } => ag::show(s, &id).await,
                         AgentCommand::Chat { session, auto_book } => ag::chat(s, session, auto_book).await,
                         AgentCommand::Usage { json } => ag::usage(s, json).await,
+                    }
+                }
+                Command::Approvals { command } => {
+                    let services = rez_cli::wiring::services(&config, &store, Default::default())?;
+                    let s = &services;
+                    use commands::approvals as ap;
+                    use rez_core::agent::approval::Decision;
+                    match command {
+                        ApprovalsCommand::List { state, json } => ap::list(s, state, json).await,
+                        ApprovalsCommand::Show { id } => ap::show(s, &id).await,
+                        ApprovalsCommand::Approve { id } => ap::answer(s, &id, Decision::Approve).await,
+                        ApprovalsCommand::Decline { id } => ap::answer(s, &id, Decision::Decline).await,
                     }
                 }
                 Command::Secrets { command } => {

@@ -124,6 +124,7 @@ pub fn agent_ports(config: &Config, store: &LocalStore) -> AgentPorts {
     AgentPorts {
         runs: Arc::new(store.clone()),
         budget: Arc::new(store.clone()),
+        approvals: Some(Arc::new(store.clone())),
         settings: config.agent.runtime_settings(),
     }
 }

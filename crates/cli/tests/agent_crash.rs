@@ -61,8 +61,9 @@ async fn get(http: &reqwest::Client, url: &str) -> Value {
     http.get(url).bearer_auth(KEY).send().await.expect("get").json().await.expect("json")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_dash_nine_between_the_reserve_and_its_stored_result_books_once() {
+/// The fakes, the data directory with the course credentials, and one slot whose reserve
+/// is carried out and then loses its answer.
+async fn world() -> World {
     let w = World {
         model: FakeModel::start().await,
         golf: FakeCpsGolf::start().await,
@@ -86,13 +87,42 @@ async fn kill_dash_nine_between_the_reserve_and_its_stored_result_books_once() {
     // uncertain, so its web action keeps looking for the reservation — the kill lands there.
     w.golf.fail_times(GolfStep::Reserve, GolfFault::DropAfter, 1);
     w.model.expect_key(MODEL_KEY);
+    w
+}
+
+/// Kill `child` the moment a reservation exists at the course.
+async fn kill_once_booked(w: &World, mut child: Child) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while w.golf.reservations().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the booking never reached the course");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.start_kill().expect("kill -9");
+    let _ = child.wait().await;
+}
+
+async fn wait_ended(http: &reqwest::Client, url: &str, run_id: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let run = get(http, &format!("{url}/api/agent/runs/{run_id}")).await;
+        if !matches!(run["status"].as_str(), Some("queued" | "running" | "awaiting_approval")) {
+            return run;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the run did not finish after the restart: {run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_dash_nine_between_the_reserve_and_its_stored_result_books_once() {
+    let w = world().await;
     w.model.script([
         FakeTurn::tool_call("golf_book_tee_time", json!({"course": "birdsfoot", "tee_sheet_id": 801, "players": 2})),
         FakeTurn::text("Booked Birdsfoot at 08:10 for two."),
     ]);
 
     let http = reqwest::Client::new();
-    let (mut child, url) = spawn(&w).await;
+    let (child, url) = spawn(&w).await;
     let r = http
         .post(format!("{url}/api/agent/runs"))
         .bearer_auth(KEY)
@@ -104,13 +134,7 @@ async fn kill_dash_nine_between_the_reserve_and_its_stored_result_books_once() {
     let run_id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
 
     // Kill the moment the reservation exists at the course.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while w.golf.reservations().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "the booking never reached the course");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    child.start_kill().expect("kill -9");
-    let _ = child.wait().await;
+    kill_once_booked(&w, child).await;
     let requests_before = w.model.requests().len();
     assert_eq!(requests_before, 1, "the crash came before the model's second turn");
 
@@ -122,15 +146,7 @@ async fn kill_dash_nine_between_the_reserve_and_its_stored_result_books_once() {
         assert!(call["outcome"].is_null(), "the kill landed before the result was stored: {call}");
     }
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let run = loop {
-        let run = get(&http, &format!("{url}/api/agent/runs/{run_id}")).await;
-        if !matches!(run["status"].as_str(), Some("queued" | "running")) {
-            break run;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the run did not finish after the restart: {run}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let run = wait_ended(&http, &url, &run_id).await;
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(w.golf.reservations().len(), 1, "exactly one reservation: {:?}", w.golf.reservations());
     assert_eq!(w.golf.count(GolfStep::Reserve), 1, "no second reserve call");
@@ -140,6 +156,51 @@ async fn kill_dash_nine_between_the_reserve_and_its_stored_result_books_once() {
     assert_eq!(w.model.requests().len(), 2, "one request per model turn, none repeated");
     assert!(w.model.repeated_requests().is_empty(), "{:?}", w.model.repeated_requests());
     assert!(w.model.violations().is_empty(), "{:?}", w.model.violations());
+    child.start_kill().ok();
+    let _ = child.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_dash_nine_after_an_approval_and_before_the_booking_is_stored_books_once() {
+    let w = world().await;
+    w.model.script([
+        FakeTurn::tool_call("golf_book_tee_time", json!({"course": "birdsfoot", "tee_sheet_id": 801, "players": 2})),
+        FakeTurn::text("Booked."),
+    ]);
+    let http = reqwest::Client::new();
+    let (child, url) = spawn(&w).await;
+    let body = json!({"prompt": "Book 08:10 on Saturday for two", "approval": "required"});
+    let run: Value = http
+        .post(format!("{url}/api/agent/runs"))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run_id = run["id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let approval = loop {
+        let page = get(&http, &format!("{url}/api/approvals?run_id={run_id}")).await;
+        if let Some(id) = page["items"][0]["id"].as_str() {
+            break id.to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no approval was asked for");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(w.golf.reservations().is_empty(), "nothing is booked before the approval");
+    let r = http.post(format!("{url}/api/approvals/{approval}/approve")).bearer_auth(KEY).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    kill_once_booked(&w, child).await;
+
+    let (mut child, url) = spawn(&w).await;
+    let run = wait_ended(&http, &url, &run_id).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(w.golf.reservations().len(), 1, "exactly one reservation: {:?}", w.golf.reservations());
+    assert_eq!(w.golf.count(GolfStep::Reserve), 1, "no second reserve call");
+    assert!(w.model.repeated_requests().is_empty(), "{:?}", w.model.repeated_requests());
     child.start_kill().ok();
     let _ = child.wait().await;
 }

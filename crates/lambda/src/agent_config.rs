@@ -151,6 +151,9 @@ impl AgentConfig {
                 base_delay: Duration::from_millis(num("REZ_AGENT_RETRY_BASE_MS", 1000, 1..=60_000)?),
                 ..RetryPolicy::default()
             },
+            // Approvals are not kept on AWS yet (no approval store), so no buttons link here.
+            public_url: None,
+            approval_ttl: AgentSettings::DEFAULT_APPROVAL_TTL,
         };
         if provider.is_some() {
             settings.check_prices().map_err(anyhow::Error::msg)?;

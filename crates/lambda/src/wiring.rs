@@ -113,7 +113,8 @@ impl App {
             engine,
             notifier,
             clock,
-            agent: Some(AgentPorts { runs: s.clone(), budget: s, settings: agent.runtime_settings() }),
+            // No approval store on AWS yet: a run asking for an approval is told so.
+            agent: Some(AgentPorts { runs: s.clone(), budget: s, approvals: None, settings: agent.runtime_settings() }),
         };
         let services = Services::new(ports, admin_key, settings.stage);
         let courses = Arc::new(

@@ -2,6 +2,7 @@
 //! allows that while `rez serve` runs), so they need no API key.
 
 pub mod agent;
+pub mod approvals;
 pub mod dlq;
 pub mod keys;
 pub mod messages;

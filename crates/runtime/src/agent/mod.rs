@@ -5,9 +5,10 @@
 //! (`runner.rs`), which resumes the run from its stored steps. `start.rs` creates runs
 //! (API, CLI, chat, schedules); `outcome.rs` tells the user how a run ended;
 //! `conversation.rs` rebuilds what the model is sent from the stored steps; `prompt.rs`
-//! writes the system prompt; `retry.rs` bounds the retries of a model call;
+//! writes the system prompt; `approvals.rs` asks before side effects (`approval: required`); `retry.rs` bounds the retries of a model call;
 //! `settings.rs` holds the caps and prices; `usage.rs` sums spend for reports.
 
+pub mod approvals;
 pub mod conversation;
 pub mod outcome;
 pub mod prompt;
@@ -20,6 +21,7 @@ pub mod worker;
 
 use std::sync::Arc;
 
+use rez_core::agent::approval::ApprovalStore;
 use rez_core::agent::{AgentStore, BudgetLedger, ModelClient};
 
 pub use settings::AgentSettings;
@@ -34,6 +36,8 @@ use crate::tools::ToolRegistry;
 pub struct AgentPorts {
     pub runs: Arc<dyn AgentStore>,
     pub budget: Arc<dyn BudgetLedger>,
+    /// `None`: this deployment keeps no approvals (a run asking for one is told so).
+    pub approvals: Option<Arc<dyn ApprovalStore>>,
     pub settings: Option<AgentSettings>,
 }
 

@@ -59,6 +59,7 @@ fn notification(services: &Services, run: &AgentRun) -> NewMessage {
         RunStatus::MaxTurns => ("rez agent: stopped after its last turn", 4, "warning"),
         RunStatus::BudgetExceeded => ("rez agent: budget reached", 4, "money_with_wings"),
         RunStatus::Cancelled => ("rez agent: cancelled", 3, "no_entry"),
+        RunStatus::ApprovalExpired => ("rez agent: approval expired", 3, "hourglass"),
         _ => ("rez agent: failed", 4, "x"),
     };
     let mut text = reply(run);

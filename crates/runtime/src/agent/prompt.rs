@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use chrono_tz::Tz;
 use rez_core::agent::AgentRequest;
+use rez_core::agent::approval::ApprovalPolicy;
 use rez_core::time::{Timestamp, rfc3339};
 
 use crate::tools::CourseInfo;
@@ -34,7 +35,12 @@ pub fn system_prompt(request: &AgentRequest, courses: &[CourseInfo], zone: Tz, n
          nothing was booked, and why. rez pushes your final answer to the user's phone: do not send a push \
          notification about the outcome yourself.\n",
     );
-    if !request.auto_book {
+    if request.approval == ApprovalPolicy::Required {
+        p.push_str(
+            "5. Bookings and schedule changes wait for the user's approval: call the tool when you are sure; rez \
+             asks the user and tells you the answer. Do not ask for permission in text.\n",
+        );
+    } else if !request.auto_book {
         p.push_str(
             "5. This run may not book: find the best tee time and propose it in your answer. The booking tool is \
              not available.\n",

@@ -26,6 +26,9 @@ use rez_core::time::Timestamp;
 use serde_json::Value;
 use tracing::Instrument;
 
+use rez_core::agent::approval::{Approval, ApprovalPolicy, ApprovalState};
+
+use super::approvals;
 use super::conversation::{self, Next};
 use super::outcome;
 use super::retry::{RetryPolicy, complete_with_retries};
@@ -133,7 +136,18 @@ impl Agent {
                         Some(StepKind::ToolCall(c)) => c.clone(),
                         _ => return Err(HandlerError::permanent(format!("step {index} is not a tool call"))),
                     };
-                    tracing::info!(step = index, tool = %call.name, "executing an interrupted tool call again with its key");
+                    if approvals::needs_approval(&o.run, &call.name) {
+                        match self.gate(o, index, &call).await? {
+                            Gate::Execute => {}
+                            Gate::Answer(outcome) => {
+                                self.store_outcome(o, index, outcome).await?;
+                                continue;
+                            }
+                            Gate::Stop(end) => return end,
+                        }
+                    } else {
+                        tracing::info!(step = index, tool = %call.name, "executing an interrupted tool call again with its key");
+                    }
                     self.run_tool(o, index, call).await?;
                 }
                 Next::ToolCall { call_id, name, input } => {
@@ -147,6 +161,9 @@ impl Agent {
                     };
                     let step = Step { index, at: now, kind: StepKind::ToolCall(call.clone()) };
                     self.append(o, step).await?;
+                    if approvals::needs_approval(&o.run, &call.name) {
+                        return self.ask_and_pause(o, index, &call).await;
+                    }
                     self.run_tool(o, index, call).await?;
                 }
                 Next::ModelTurn => {
@@ -344,19 +361,100 @@ impl Agent {
         Ok(())
     }
 
-    async fn run_tool(&self, o: &mut Owned<'_>, index: u32, call: ToolCall) -> Result<(), HandlerError> {
-        let began = Instant::now();
-        let outcome = self.execute(&o.run, &call).await;
-        let ran = began.elapsed();
-        let stored_at = Instant::now();
+    /// Store the outcome of the tool call at `index`, in the store and in `o`.
+    async fn store_outcome(&self, o: &mut Owned<'_>, index: u32, outcome: ToolOutcome) -> Result<(), HandlerError> {
         o.ports
             .runs
             .finish_tool_call(&o.run.id, index, &outcome, &o.attempt)
             .await
             .map_err(|e| store_error("storing a tool result", e))?;
         if let Some(StepKind::ToolCall(c)) = o.steps.get_mut(index as usize).map(|s| &mut s.kind) {
-            c.outcome = Some(outcome.clone());
+            c.outcome = Some(outcome);
         }
+        Ok(())
+    }
+
+    /// Where the approval of the call at `index` stands, and so what the run does.
+    async fn gate(&self, o: &mut Owned<'_>, index: u32, call: &ToolCall) -> Result<Gate, HandlerError> {
+        let Some(store) = o.ports.approvals.clone() else {
+            return Ok(Gate::Answer(ToolOutcome {
+                text: "This deployment cannot ask the user for approval, so the call was not made.".into(),
+                structured: None,
+                is_error: true,
+                message_id: None,
+                duration_ms: 0,
+            }));
+        };
+        let now = self.services.clock.now();
+        let found =
+            store.approval_for_step(&o.run.id, index).await.map_err(|e| store_error("reading the approval", e))?;
+        let Some(mut approval) = found else { return Ok(Gate::Stop(self.ask_and_pause(o, index, call).await)) };
+        if approval.state == ApprovalState::Pending && now >= approval.expires_at {
+            approval = store
+                .expire(&approval.id, now)
+                .await
+                .map_err(|e| store_error("expiring the approval", e))?
+                .unwrap_or(approval);
+        }
+        Ok(match approval.state {
+            ApprovalState::Pending if approval.asked_at.is_none() => {
+                Gate::Stop(self.ask_and_pause(o, index, call).await)
+            }
+            ApprovalState::Pending => Gate::Stop(self.pause(o, &approval).await),
+            ApprovalState::Approved => {
+                tracing::info!(approval_id = %approval.id, step = index, tool = %call.name, "approved: executing the stored call with its key");
+                Gate::Execute
+            }
+            ApprovalState::Declined => Gate::Answer(ToolOutcome {
+                text: format!(
+                    "The user declined this: {}. It was not done. Do not try it again; say in your answer that it was not done.",
+                    approval.summary
+                ),
+                structured: None,
+                is_error: true,
+                message_id: None,
+                duration_ms: 0,
+            }),
+            ApprovalState::Expired => {
+                let when = approval.expires_at.with_timezone(&o.settings.zone).format("%a %-d %b %H:%M");
+                let why =
+                    format!("nobody answered the approval of \"{}\" by {when}; nothing was done", approval.summary);
+                Gate::Stop(self.finish(o, RunStatus::ApprovalExpired, last_text(&o.steps), Some(why)).await)
+            }
+        })
+    }
+
+    /// Ask for the approval of the call at `index` (once), then pause the run.
+    async fn ask_and_pause(&self, o: &mut Owned<'_>, index: u32, call: &ToolCall) -> Result<(), HandlerError> {
+        let waiting = approvals::WaitingCall { run: &o.run, steps: &o.steps, index, call };
+        let approval = approvals::ask(&self.services, o.ports, o.settings, self.tools.courses(), waiting).await?;
+        if approval.is_open(self.services.clock.now()) {
+            return self.pause(o, &approval).await;
+        }
+        // Decided (or expired) while it was being asked: look again at once.
+        Err(HandlerError::later("the approval was decided meanwhile", Duration::from_millis(1)))
+    }
+
+    /// Release the run while it waits: no worker is held; its message comes back at the
+    /// approval's deadline (a decision brings the run back sooner).
+    async fn pause(&self, o: &mut Owned<'_>, approval: &Approval) -> Result<(), HandlerError> {
+        let now = self.services.clock.now();
+        let mut run = o.run.clone();
+        run.status = RunStatus::AwaitingApproval;
+        run.lease = None;
+        run.updated_at = now;
+        o.ports.runs.update_run(&run, &o.attempt).await.map_err(|e| store_error("pausing the run", e))?;
+        o.run = run;
+        tracing::info!(approval_id = %approval.id, step = approval.step, "run paused for approval");
+        Err(HandlerError::later(format!("waiting for approval {}", approval.id), approvals::wait_for(approval, now)))
+    }
+
+    async fn run_tool(&self, o: &mut Owned<'_>, index: u32, call: ToolCall) -> Result<(), HandlerError> {
+        let began = Instant::now();
+        let outcome = self.execute(&o.run, &call).await;
+        let ran = began.elapsed();
+        let stored_at = Instant::now();
+        self.store_outcome(o, index, outcome.clone()).await?;
         self.services.metrics.agent_step("tool_call", began.elapsed().as_secs_f64(), stored_at.elapsed().as_secs_f64());
         match &outcome.message_id {
             Some(m) => {
@@ -506,9 +604,22 @@ pub fn day_of(at: Timestamp, settings: &AgentSettings) -> NaiveDate {
     at.with_timezone(&settings.zone).date_naive()
 }
 
-/// Whether `run` may call `tool`: booking only with `auto_book`.
+/// Whether `run` may call `tool`: booking only with `auto_book`, or when every booking
+/// waits for the user's approval.
 pub fn allowed(run: &AgentRun, tool: &str) -> bool {
-    tool != ToolName::GolfBookTeeTime.as_str() || run.request.auto_book
+    tool != ToolName::GolfBookTeeTime.as_str()
+        || run.request.auto_book
+        || run.request.approval == ApprovalPolicy::Required
+}
+
+/// What an approval lets the run do with a waiting call.
+enum Gate {
+    /// Approved: execute it with its stored key.
+    Execute,
+    /// Declined (or impossible): this is its outcome.
+    Answer(ToolOutcome),
+    /// The delivery ends here (paused, or the run ended).
+    Stop(Result<(), HandlerError>),
 }
 
 /// The text of the last model turn, if it said anything.

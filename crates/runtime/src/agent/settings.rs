@@ -35,6 +35,11 @@ pub struct AgentSettings {
     /// message comes back.
     pub lease: Duration,
     pub retry: RetryPolicy,
+    /// Where this deployment is reached (`REZ_PUBLIC_URL`): the approval buttons' URLs.
+    /// `None`: a push asking for approval says how to answer instead.
+    pub public_url: Option<url::Url>,
+    /// How long an approval waits (`REZ_APPROVAL_TTL_SECS`, 2 h; never past the tee time).
+    pub approval_ttl: Duration,
 }
 
 impl AgentSettings {
@@ -43,6 +48,7 @@ impl AgentSettings {
     pub const DEFAULT_RUN_TOKEN_CAP: u64 = 400_000;
     pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(600);
     pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
+    pub const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(2 * 3600);
 
     /// Settings with every default, for `provider` and `model`.
     pub fn new(provider: &str, model: &str) -> Self {
@@ -59,6 +65,8 @@ impl AgentSettings {
             zone: Tz::UTC,
             lease: Self::DEFAULT_LEASE,
             retry: RetryPolicy::default(),
+            public_url: None,
+            approval_ttl: Self::DEFAULT_APPROVAL_TTL,
         }
     }
 

@@ -51,9 +51,22 @@ impl Handler for AgentWorker {
         };
         let (provider, model) =
             ports.settings.as_ref().map_or(("none", ""), |s| (s.provider.as_str(), s.model.as_str()));
-        let run = run_for_message(m, provider, model)?;
-        ports.runs.create_run(&run).await.map_err(|e| HandlerError::transient(format!("recording the run: {e}")))?;
-        self.agent.drive(&run.id, receive_count >= MAX_RECEIVES).await?;
+        // A continuation (after an approval) names the run it resumes.
+        let id = match m.arguments.get("run_id").and_then(Value::as_str) {
+            Some(raw) => {
+                RunId::parse(raw).map_err(|e| HandlerError::permanent(format!("arguments.run_id: {}", e.message)))?
+            }
+            None => {
+                let run = run_for_message(m, provider, model)?;
+                ports
+                    .runs
+                    .create_run(&run)
+                    .await
+                    .map_err(|e| HandlerError::transient(format!("recording the run: {e}")))?;
+                run.id
+            }
+        };
+        self.agent.drive(&id, receive_count >= MAX_RECEIVES).await?;
         Ok(Handled::Done)
     }
 }

@@ -2,6 +2,7 @@
 //! AWS deployment runs the same router behind `lambda_http`.
 
 mod agent;
+mod approvals;
 mod auth;
 mod dlq;
 pub mod error;
@@ -48,12 +49,18 @@ pub fn router(services: Services) -> Router {
         .route("/api/agent/chat", post(agent::chat))
         .route("/api/agent/sessions/{id}", get(agent::session))
         .route("/api/agent/usage", get(agent::usage_report))
+        .route("/api/approvals", get(approvals::list))
+        .route("/api/approvals/{id}", get(approvals::show))
         .route("/api/metrics", get(ops::metrics_json))
         .route("/metrics", get(ops::metrics_prometheus))
         .route("/api/openapi.json", get(ops::openapi))
         .route_layer(middleware::from_fn_with_state(services.clone(), auth::require_key));
     Router::new()
         .route("/api/health", get(ops::health))
+        // A push button's link carries its own proof (the token); a key works too. These
+        // routes check either themselves.
+        .route("/api/approvals/{id}/approve", post(approvals::approve))
+        .route("/api/approvals/{id}/decline", post(approvals::decline))
         .merge(authed)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {

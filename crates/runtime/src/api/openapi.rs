@@ -31,6 +31,7 @@ impl Modify for BearerAuth {
         super::schedules::preview,
         super::agent::create, super::agent::list, super::agent::show, super::agent::cancel, super::agent::chat,
         super::agent::session, super::agent::usage_report,
+        super::approvals::list, super::approvals::show, super::approvals::approve, super::approvals::decline,
         super::ops::health, super::ops::metrics_json, super::ops::metrics_prometheus,
     ),
     modifiers(&BearerAuth)
