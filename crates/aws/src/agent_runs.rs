@@ -24,7 +24,8 @@
 //! - `finish_tool_call`: one transaction: check the lease, and set the step's `outcome`
 //!   if it is a tool call without one;
 //! - `update_run`: on `rev` AND the caller's attempt holding the lease;
-//! - `request_cancel`: on `rev`; a queued run without a live lease ends at once.
+//! - `request_cancel`: on `rev`; a queued run, or one awaiting an approval, without a live
+//!   lease ends at once.
 //!
 //! Filters of `list_runs` (status, schedule, session) are filter expressions on the
 //! `by-all` Query: runs are few (each costs model calls within a budget), so one index
@@ -412,16 +413,21 @@ impl AgentStore for AwsStore {
             claimed.status = RunStatus::Running;
             claimed.lease = Some(rez_core::agent::run::RunLease { attempt: attempt.clone(), until });
             claimed.updated_at = now;
-            let condition = "#status IN (:queued, :running) AND (attribute_not_exists(#attempt) \
-                             OR #until <= :now OR #attempt = :me)";
-            let values = vec![
-                (":queued", status_of(RunStatus::Queued)),
-                (":running", status_of(RunStatus::Running)),
-                (":now", ms(now)),
-                (":me", s(attempt.as_str())),
-            ];
+            // Not ended: every status `RunStatus::is_final` calls open.
+            let open: Vec<(String, AttributeValue)> = RunStatus::ALL
+                .iter()
+                .filter(|st| !st.is_final())
+                .enumerate()
+                .map(|(i, st)| (format!(":open{i}"), status_of(*st)))
+                .collect();
+            let condition = format!(
+                "#status IN ({}) AND (attribute_not_exists(#attempt) OR #until <= :now OR #attempt = :me)",
+                open.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
+            );
+            let mut values = vec![(":now", ms(now)), (":me", s(attempt.as_str()))];
+            values.extend(open.iter().map(|(k, v)| (k.as_str(), v.clone())));
             if self
-                .put_run_if_rev(&claimed, rev, Some((condition, values)), "dynamodb update_item agent run claim")
+                .put_run_if_rev(&claimed, rev, Some((&condition, values)), "dynamodb update_item agent run claim")
                 .await?
             {
                 tracing::info!(run_id = %id, attempt = %attempt, "agent run claimed");
@@ -574,7 +580,7 @@ impl AgentStore for AwsStore {
             run.cancel_requested = true;
             run.updated_at = now;
             let leased = run.lease.as_ref().is_some_and(|l| l.until > now);
-            if run.status == RunStatus::Queued && !leased {
+            if matches!(run.status, RunStatus::Queued | RunStatus::AwaitingApproval) && !leased {
                 run.status = RunStatus::Cancelled;
                 run.finished_at = Some(now);
                 run.lease = None;

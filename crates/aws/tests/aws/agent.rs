@@ -357,3 +357,31 @@ async fn a_run_cap_and_an_amount_above_a_cap_are_refused() {
     assert_eq!(s.reserve(&free).await.unwrap(), Reserved::Granted);
     assert_eq!(s.day(day).await.unwrap().committed, Nanodollars(9_000_600));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_awaiting_an_approval_is_claimed_again_or_cancelled_at_once() {
+    let s = common::store().await;
+    let park = |run: &AgentRun| {
+        let mut parked = run.clone();
+        parked.status = RunStatus::AwaitingApproval;
+        parked.lease = None;
+        parked
+    };
+    let run = run_at(now());
+    s.create_run(&run).await.unwrap();
+    let first = AttemptId::new(now());
+    let r = claimed(&s, &run, &first).await;
+    s.update_run(&park(&r), &first).await.unwrap();
+    assert_eq!(s.get_run(&run.id).await.unwrap().unwrap().status, RunStatus::AwaitingApproval);
+    // The decision's delivery takes the run again: an awaiting run has not ended.
+    let second = AttemptId::new(now());
+    let resumed = claimed(&s, &run, &second).await;
+    assert_eq!((resumed.status, resumed.lease.map(|l| l.attempt)), (RunStatus::Running, Some(second)));
+
+    let other = run_at(now());
+    s.create_run(&other).await.unwrap();
+    let r = claimed(&s, &other, &first).await;
+    s.update_run(&park(&r), &first).await.unwrap();
+    let cancelled = s.request_cancel(&other.id, now()).await.unwrap().unwrap();
+    assert_eq!(cancelled.status, RunStatus::Cancelled, "nobody holds it: it ends at once");
+}
