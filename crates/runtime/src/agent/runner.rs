@@ -37,8 +37,11 @@ use super::{Agent, AgentPorts};
 use crate::tools::{CallContext, ToolError, ToolName};
 use crate::workers::HandlerError;
 
-/// The most of a tool's text a model is given (the structured result is stored whole).
+/// The most of a tool's text a model is given.
 const MAX_TOOL_TEXT: usize = 16 * 1024;
+/// The largest structured result stored with a step: a step must fit one store item
+/// (DynamoDB's is 400 KB); a larger one is left out, its message keeps it whole.
+const MAX_TOOL_STRUCTURED: usize = 64 * 1024;
 
 /// A run owned by this delivery.
 struct Owned<'a> {
@@ -505,7 +508,7 @@ impl Agent {
         match self.tools.call(&call.name, args, CallContext::agent(call.idempotency_key.clone())).await {
             Ok(r) => ToolOutcome {
                 text: excerpt(&r.text, MAX_TOOL_TEXT),
-                structured: r.structured,
+                structured: r.structured.filter(|v| serde_json::to_vec(v).map_or(0, |b| b.len()) <= MAX_TOOL_STRUCTURED),
                 is_error: r.is_error,
                 message_id: r.message_id,
                 duration_ms: began.elapsed().as_millis() as u64,
