@@ -189,10 +189,11 @@ async fn without_auto_book_the_booking_tool_is_neither_offered_nor_run() {
 }
 
 #[tokio::test]
-async fn rate_limits_overload_malformed_and_unknown_calls_are_recovered_from() {
+async fn hangs_rate_limits_overload_malformed_and_unknown_calls_are_recovered_from() {
     let model = FakeModel::start().await;
-    let mut r = rig(&model, &[]).await;
+    let mut r = rig(&model, &[("REZ_AGENT_MODEL_TIMEOUT_SECS", "1")]).await;
     model.script([
+        FakeTurn::Hang,
         FakeTurn::rate_limited(1),
         FakeTurn::malformed_tool_call("list_courses", "{\"course\": "),
         FakeTurn::Overloaded,
@@ -206,7 +207,11 @@ async fn rate_limits_overload_malformed_and_unknown_calls_are_recovered_from() {
     assert_eq!(run["status"], "completed", "{run}");
     let turns: Vec<&Value> = run["steps"].as_array().unwrap().iter().filter(|s| s["kind"] == "model_turn").collect();
     let attempts: Vec<u64> = turns.iter().map(|t| t["attempts"].as_u64().unwrap()).collect();
-    assert_eq!(attempts, [2, 2, 2, 1], "each fault cost one more attempt of the same turn");
+    assert_eq!(
+        attempts,
+        [3, 2, 2, 1],
+        "each fault (a hang past the 1 s timeout, 429, 529, 500) cost one more attempt of the same turn"
+    );
     let calls = tool_steps(&run);
     assert_eq!(calls[0]["outcome"]["is_error"], true);
     assert!(calls[0]["outcome"]["text"].as_str().unwrap().contains("not valid JSON"), "{}", calls[0]);

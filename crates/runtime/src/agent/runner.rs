@@ -508,7 +508,9 @@ impl Agent {
         match self.tools.call(&call.name, args, CallContext::agent(call.idempotency_key.clone())).await {
             Ok(r) => ToolOutcome {
                 text: excerpt(&r.text, MAX_TOOL_TEXT),
-                structured: r.structured.filter(|v| serde_json::to_vec(v).map_or(0, |b| b.len()) <= MAX_TOOL_STRUCTURED),
+                structured: r
+                    .structured
+                    .filter(|v| serde_json::to_vec(v).map_or(0, |b| b.len()) <= MAX_TOOL_STRUCTURED),
                 is_error: r.is_error,
                 message_id: r.message_id,
                 duration_ms: began.elapsed().as_millis() as u64,
