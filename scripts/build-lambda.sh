@@ -42,7 +42,7 @@ if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep 
 fi
 
 "$CARGO_LAMBDA" lambda build --profile "$profile" "$arch" -p rez-lambda --bin rez-lambda
-out=target/lambda/rez-lambda
+out="${CARGO_TARGET_DIR:-target}/lambda/rez-lambda"
 zip_file=$(mktemp -d)/bootstrap.zip
 (cd "$out" && zip -q -9 "$zip_file" bootstrap)
 echo "binary: $(stat -c %s "$out/bootstrap") bytes ($out/bootstrap)"
