@@ -46,7 +46,7 @@ pub fn hourly(hours: &[HourOutcomes], now: Timestamp) -> Markup {
                     span { span.swatch.delivered {} "completed" }
                     span { span.swatch.failed {} "failed or dead-lettered" }
                 }
-                span.muted { (summary) " Hours in UTC, up to " (crate::time::at(now)) "." }
+                span.muted { (summary) " Hours in UTC, up to " (crate::time::at(now)) "; the hours before this one as of up to a minute ago." }
             }
         }
     }

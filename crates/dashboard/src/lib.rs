@@ -8,6 +8,7 @@
 mod assets;
 mod chart;
 mod guard;
+mod hourly_cache;
 mod layout;
 mod pages;
 mod secret_file;
@@ -62,6 +63,7 @@ pub(crate) struct Dash {
     pub secret: SessionSecret,
     pub admin_hash: Option<[u8; 32]>,
     pub secure_cookies: bool,
+    pub hourly: hourly_cache::HourlyCache,
 }
 
 /// Largest accepted form body.
@@ -75,7 +77,9 @@ pub fn router(services: Services, config: Config) -> Router {
         secret: config.secret,
         admin_hash: config.admin_key.filter(|k| !k.is_empty()).map(|k| Sha256::digest(k.as_bytes()).into()),
         secure_cookies: config.secure_cookies,
+        hourly: hourly_cache::HourlyCache::default(),
     };
+    dash.hourly.warm(dash.services.messages.clone(), dash.services.clock.now());
     let signed_in = Router::new()
         .route("/", get(pages::overview::show))
         .route("/messages", get(pages::messages::list))

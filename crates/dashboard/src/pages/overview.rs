@@ -27,7 +27,7 @@ pub async fn show(State(dash): State<Dash>, Extension(viewer): Extension<Viewer>
             limit: SCHEDULES_SCANNED,
             cursor: None,
         }),
-        s.messages.hourly_outcomes(now - chrono::TimeDelta::hours(24), 24),
+        dash.hourly.last_day(&s.messages, now),
     );
     let stats = stats?;
     let mut upcoming: Vec<_> = schedules?.items.into_iter().filter(|s| s.next_fire_at.is_some()).collect();
