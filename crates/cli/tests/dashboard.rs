@@ -356,6 +356,17 @@ async fn every_page_renders_with_data_and_assets_are_cached_by_hash() {
     assert!(b.get(&format!("/messages/{id}")).await.1.contains("hello"));
     assert!(b.get("/notifications").await.1.contains("hello"));
     assert_eq!(b.get("/messages?status=nope").await.0, 400);
+    assert_eq!(b.get("/messages?created_after=yesterday").await.0, 400);
+    let (_, later) = b.get("/messages?created_after=2999-01-01T00:00").await;
+    assert!(later.contains("No message matches."), "{later}");
+    let (_, earlier) = b.get("/messages?created_before=2999-01-01T00:00&created_after=2000-01-01T00:00").await;
+    assert!(earlier.contains(&id), "{earlier}");
+    // The schedule form's preview fragment (what the script fetches as one types).
+    let (status, fragment) = b.get("/schedules/preview?schedule_expression=rate(5+minutes)&timezone=UTC").await;
+    assert_eq!(status, 200);
+    assert!(fragment.starts_with("<section") && fragment.contains(r#"id="preview""#), "only the section: {fragment}");
+    assert_eq!(fragment.matches("<li>").count(), 10, "{fragment}");
+    assert!(b.get("/schedules/preview?schedule_expression=nope").await.1.contains(r#"role="alert""#));
     let css = overview.split(r#"href="/assets/"#).nth(1).and_then(|s| s.split('"').next()).expect("css link");
     let r = client().get(t.url(&format!("/assets/{css}"))).send().await.expect("css");
     assert_eq!(r.status().as_u16(), 200);

@@ -98,6 +98,13 @@ impl Browser {
         self.goto(&format!("{base}/signin")).await;
         self.fill("#key", key).await;
         self.click("form button[type=submit]").await;
+        // Signed in (the navigation) or refused (the error on the form).
+        self.wait_for("nav.main, #signin-error").await;
+    }
+
+    /// Wait (up to 5 s) until the page shows `css`: a click's navigation has landed.
+    async fn wait_for(&self, css: &str) {
+        self.client.wait().at_most(Duration::from_secs(5)).for_element(Locator::Css(css)).await.expect(css);
     }
 
     async fn path(&self) -> String {
@@ -184,18 +191,27 @@ async fn sign_in_create_an_at_schedule_and_see_its_notification_in_the_inbox_wit
     .expect("bool");
     assert!(localised, "the <time> elements were localised");
 
-    // An at() schedule four seconds ahead, created through the form.
-    let at = (chrono::Utc::now() + chrono::TimeDelta::seconds(4)).format("at(%Y-%m-%dT%H:%M:%S)").to_string();
+    // An at() schedule eight seconds ahead, created through the form.
+    let at = (chrono::Utc::now() + chrono::TimeDelta::seconds(8)).format("at(%Y-%m-%dT%H:%M:%S)").to_string();
     b.goto(&t.url("/schedules/new")).await;
     b.fill("input[name=name]", "soon").await;
     b.fill("input[name=schedule_expression]", &at).await;
     b.fill("input[name=timezone]", "UTC").await;
     b.fill("input[name=title]", "From the browser").await;
     b.fill("textarea[name=message]", "the at schedule fired").await;
+    // The preview follows the typing (the script), then the button does it without it.
+    b.client
+        .wait()
+        .at_most(Duration::from_secs(5))
+        .for_element(Locator::Css("#preview li"))
+        .await
+        .expect("the live preview lists the fire time");
     b.click("form.stack button[formaction]").await;
-    assert!(b.source().await.contains("Next fires"), "the preview before saving");
+    b.wait_for("form.stack input[name=name][value=soon]").await;
+    assert!(b.source().await.contains(&at[3..at.len() - 1]), "the preview before saving names the instant");
     b.screenshots("schedule-new").await;
     b.click("form.stack button:not([formaction])").await;
+    b.wait_for("p.notice").await;
     assert!(b.path().await.starts_with("/schedules/sch_"), "{}", b.path().await);
     assert!(b.source().await.contains("The schedule was created."));
     b.screenshots("schedule").await;
@@ -257,6 +273,7 @@ async fn a_dead_letter_is_redriven_from_the_browser() {
     assert!(violations.is_empty(), "dead letters with one: {violations:#?}");
     b.screenshots("dead-letter").await;
     b.click(&format!("button[aria-label='Redrive {id}']")).await;
+    b.wait_for("p.notice").await;
     assert!(b.source().await.contains("1 dead letter(s) sent back"));
     let m = t.wait_message(&id, Duration::from_secs(10), |m| m["status"] == "completed").await;
     assert_eq!(m["status"], "completed", "{m}");

@@ -87,6 +87,7 @@ pub fn router(services: Services, config: Config) -> Router {
         .route("/messages/{id}/retry", post(pages::messages::retry))
         .route("/schedules", get(pages::schedules::list).post(pages::schedules::create))
         .route("/schedules/new", get(pages::schedules::new_form))
+        .route("/schedules/preview", get(pages::schedules::preview_fragment))
         .route("/schedules/{id}", get(pages::schedules::show))
         .route("/schedules/{id}/edit", post(pages::schedules::update))
         .route("/schedules/{id}/pause", post(pages::schedules::pause))

@@ -28,7 +28,23 @@ pub struct ListQuery {
     stage: String,
     #[serde(default)]
     created_by: String,
+    /// `datetime-local` values, read as UTC.
+    #[serde(default)]
+    created_after: String,
+    #[serde(default)]
+    created_before: String,
     cursor: Option<String>,
+}
+
+/// A `datetime-local` value (`2026-12-06T15:30`, seconds optional) or RFC 3339, as UTC.
+fn utc_time(raw: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Some(t.to_utc());
+    }
+    ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(raw, f).ok())
+        .map(|t| t.and_utc())
 }
 
 fn pick<T>(raw: &str, what: &str, parse: impl Fn(&str) -> Option<T>) -> PageResult<Option<T>> {
@@ -64,18 +80,20 @@ pub async fn list(
         message_type: pick(&q.message_type, "a message type", MessageType::parse)?,
         stage: pick(&q.stage, "a stage", Stage::parse)?,
         created_by: pick(&q.created_by, "a creator", CreatedBy::parse)?,
-        created_after: None,
-        created_before: None,
+        created_after: pick(&q.created_after, "a date and time", utc_time)?,
+        created_before: pick(&q.created_before, "a date and time", utc_time)?,
         limit: PAGE_SIZE,
         cursor: q.cursor.clone().filter(|c| !c.is_empty()),
     };
     let page = dash.services.messages.list_messages(&filter).await?;
     let keep = format!(
-        "status={}&message_type={}&stage={}&created_by={}",
+        "status={}&message_type={}&stage={}&created_by={}&created_after={}&created_before={}",
         enc(&q.status),
         enc(&q.message_type),
         enc(&q.stage),
-        enc(&q.created_by)
+        enc(&q.created_by),
+        enc(&q.created_after),
+        enc(&q.created_before)
     );
     let body = html! {
         form.filters method="get" action="/messages" {
@@ -83,6 +101,8 @@ pub async fn list(
             (select("message_type", "Type", &q.message_type, &MessageType::ALL.map(|s| s.as_str())))
             (select("stage", "Stage", &q.stage, &Stage::ALL.map(|s| s.as_str())))
             (select("created_by", "Created by", &q.created_by, &CreatedBy::ALL.map(|s| s.as_str())))
+            label { "Created after (UTC)" input type="datetime-local" name="created_after" value=(q.created_after); }
+            label { "Created before (UTC)" input type="datetime-local" name="created_before" value=(q.created_before); }
             button type="submit" { "Filter" }
         }
         @if page.items.is_empty() {

@@ -113,14 +113,17 @@ fn preview_of(dash: &Dash, f: &ScheduleForm) -> Result<Vec<PreviewTime>, String>
     Ok(preview(&expr, tz, dash.services.clock.now(), 10))
 }
 
-fn preview_markup(p: &Result<Vec<PreviewTime>, String>) -> Markup {
+fn preview_markup(p: Option<&Result<Vec<PreviewTime>, String>>) -> Markup {
     html! {
         section aria-live="polite" #preview {
             h2 { "Next fires" }
             @match p {
+                None => p.muted { "Type an expression to see its next fires." },
+                Some(p) => @match p {
                 Ok(times) if times.is_empty() => p.muted { "This expression will not fire again." },
                 Ok(times) => ol { @for t in times { li { (t.local) " " span.muted { "(" (t.utc) ")" } } } },
-                Err(e) => p.error role="alert" { (e) },
+                    Err(e) => p.error role="alert" { (e) },
+                },
             }
         }
     }
@@ -144,6 +147,14 @@ fn fields(f: &ScheduleForm, with_target: bool) -> Markup {
     }
 }
 
+/// The preview section alone, for the script that refreshes it as the expression or
+/// zone is typed (`GET /schedules/preview?schedule_expression=…&timezone=…`).
+pub async fn preview_fragment(State(dash): State<Dash>, Query(f): Query<ScheduleForm>) -> Response {
+    use axum::response::IntoResponse;
+    let p = (!f.schedule_expression.trim().is_empty()).then(|| preview_of(&dash, &f));
+    axum::response::Html(preview_markup(p.as_ref()).into_string()).into_response()
+}
+
 pub async fn new_form(
     State(dash): State<Dash>,
     Extension(viewer): Extension<Viewer>,
@@ -159,7 +170,7 @@ fn new_page(dash: &Dash, viewer: &Viewer, f: &ScheduleForm, error: Option<&str>)
     let preview = (!f.schedule_expression.trim().is_empty()).then(|| preview_of(dash, f));
     let body = html! {
         @if let Some(e) = error { p.error role="alert" { (e) } }
-        form.stack method="post" action="/schedules" {
+        form.stack method="post" action="/schedules" data-preview="/schedules/preview" {
             (layout::csrf(viewer))
             (fields(f, true))
             div.actions {
@@ -167,7 +178,7 @@ fn new_page(dash: &Dash, viewer: &Viewer, f: &ScheduleForm, error: Option<&str>)
                 button type="submit" { "Create schedule" }
             }
         }
-        @if let Some(p) = &preview { (preview_markup(p)) }
+        (preview_markup(preview.as_ref()))
     };
     layout::page(viewer, "/schedules", "New schedule", body)
 }
@@ -276,12 +287,12 @@ fn show_page(
                 (layout::button(viewer, &format!("{base}/delete"), "Delete", "danger"))
             }
             h2 { "Edit" }
-            form.stack method="post" action=(format!("{base}/edit")) {
+            form.stack method="post" action=(format!("{base}/edit")) data-preview="/schedules/preview" {
                 (layout::csrf(viewer))
                 (fields(form, false))
                 button type="submit" { "Save" }
             }
-            (preview_markup(&preview_of(dash, form)))
+            (preview_markup(Some(&preview_of(dash, form))))
         }
     };
     layout::page(viewer, "/schedules", &s.name, body)
