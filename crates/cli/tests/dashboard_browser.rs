@@ -16,6 +16,7 @@ use std::time::Duration;
 use common::{ADMIN_KEY, TestServer};
 use fantoccini::{Client, ClientBuilder, Locator};
 use rez_core::auth::Scope;
+use rez_testkit::model::{FakeModel, FakeTurn};
 use serde_json::{Value, json};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -244,6 +245,7 @@ async fn sign_in_create_an_at_schedule_and_see_its_notification_in_the_inbox_wit
         ("dead-letters", "/dead-letters".to_owned()),
         ("keys", "/keys".to_owned()),
         ("agent-runs", "/agent/runs".to_owned()),
+        ("chat-off", "/agent/chat".to_owned()),
     ] {
         b.goto(&t.url(&path)).await;
         let violations = b.axe().await;
@@ -312,4 +314,68 @@ async fn a_read_key_sees_no_action_and_a_revoked_keys_session_is_refused() {
     b.screenshots("revoked").await;
     b.close().await;
     t.stop().await;
+}
+
+#[tokio::test]
+async fn chat_with_the_fake_model_shows_the_steps_and_the_answers_of_a_session() {
+    if !browser_available() {
+        return;
+    }
+    const KEY: &str = "sk-ant-test-key";
+    let model = FakeModel::start().await;
+    model.expect_key(KEY);
+    model.set_latency(Duration::from_millis(1500));
+    model.script([
+        FakeTurn::tool_call("get_weather_forecast", json!({"course": "birdsfoot", "days": 1})),
+        FakeTurn::text("Dry and mild tomorrow at Birdsfoot."),
+        FakeTurn::text("The day after looks dry too."),
+    ]);
+    let base = model.anthropic_base_url();
+    let mut r = common::world_with(&[
+        ("REZ_AGENT_PROVIDER", "anthropic"),
+        ("REZ_AGENT_MODEL", "claude-sonnet-4-5"),
+        ("REZ_ANTHROPIC_API_KEY", KEY),
+        ("REZ_ANTHROPIC_BASE_URL", base.as_str()),
+        ("REZ_AGENT_RETRY_BASE_MS", "20"),
+    ])
+    .await;
+    let b = Browser::start().await;
+    b.sign_in(&r.t.base, ADMIN_KEY).await;
+    b.goto(&r.t.url("/agent/chat")).await;
+    b.fill("textarea[name=message]", "Will it rain at Birdsfoot tomorrow?").await;
+    b.click("form.stack button[type=submit]").await;
+    b.wait_for(".exchange").await;
+    // The page looks again by itself (the script) until the run has answered; a step
+    // in progress is shown on the way.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut saw_a_step = false;
+    loop {
+        let page = b.source().await;
+        saw_a_step |= page.contains("get_weather_forecast") || page.contains("thought");
+        if page.contains("Dry and mild tomorrow at Birdsfoot.") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no answer on the page: {page}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(saw_a_step, "the run's steps were shown while it worked");
+    let violations = b.axe().await;
+    assert!(violations.is_empty(), "chat: {violations:#?}");
+    // A second turn in the same session keeps the first.
+    b.fill("textarea[name=message]", "And the day after?").await;
+    b.click("form.stack button[type=submit]").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = b.source().await;
+        if page.contains("The day after looks dry too.") {
+            assert!(page.contains("Dry and mild tomorrow at Birdsfoot."), "the session's first exchange stays");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no second answer: {page}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.screenshots("chat").await;
+    assert!(model.requests().last().expect("a request").last_user_text().contains("And the day after?"));
+    b.close().await;
+    r.t.stop().await;
 }

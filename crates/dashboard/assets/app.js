@@ -30,4 +30,9 @@
       }
     });
   });
+  // A page with work in progress (an agent run) looks again every few seconds.
+  var poll = document.querySelector("[data-poll]");
+  if (poll) {
+    setTimeout(function () { location.reload(); }, parseInt(poll.getAttribute("data-poll"), 10) || 2000);
+  }
 })();

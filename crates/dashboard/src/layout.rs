@@ -14,7 +14,8 @@ const NAV: &[(&str, &str, bool)] = &[
     ("/schedules", "Schedules", false),
     ("/dead-letters", "Dead letters", false),
     ("/notifications", "Notifications", false),
-    ("/agent/runs", "Agent", false),
+    ("/agent/runs", "Agent runs", false),
+    ("/agent/chat", "Chat", false),
     ("/keys", "API keys", true),
 ];
 

@@ -102,6 +102,7 @@ pub fn router(services: Services, config: Config) -> Router {
         .route("/keys/{id}/revoke", post(pages::keys::revoke))
         .route("/agent/runs", get(pages::agent::list))
         .route("/agent/runs/{id}", get(pages::agent::show))
+        .route("/agent/chat", get(pages::chat::show).post(pages::chat::send))
         .route("/signout", post(pages::signin::sign_out))
         .route_layer(middleware::from_fn_with_state(dash.clone(), guard::require_session));
     Router::new()
