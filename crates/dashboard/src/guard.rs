@@ -52,19 +52,19 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     res
 }
 
-/// Whether a state-changing request comes from another site: `Sec-Fetch-Site` says so,
-/// or an `Origin` names another host than the one addressed.
+/// Whether a state-changing request comes from another site. Browsers say so in
+/// `Sec-Fetch-Site`; without it, an `Origin` must name the host addressed (as the client
+/// or a proxy in front, `X-Forwarded-Host`, saw it). A client that sends neither (curl)
+/// is not a browser carrying someone's cookie by surprise; it still needs the CSRF token.
 pub fn is_cross_site(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && !matches!(site, "same-origin" | "none")
-    {
-        return true;
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.to_str(), Ok("same-origin" | "none"));
     }
     let Some(origin) = headers.get(header::ORIGIN) else { return false };
     let Ok(origin) = origin.to_str() else { return true };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or("");
-    origin == "null" || origin_host != host
+    let Some((_, origin_host)) = origin.split_once("://") else { return true };
+    let named = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok()).is_some_and(|h| h == origin_host);
+    !(named(header::HOST) || named(header::HeaderName::from_static("x-forwarded-host")))
 }
 
 fn forbidden(message: &str) -> Response {
@@ -192,6 +192,22 @@ mod tests {
         assert!(is_cross_site(&headers(&[("host", "a:1"), ("sec-fetch-site", "same-site")])));
         assert!(is_cross_site(&headers(&[("host", "a:1"), ("origin", "http://evil:1")])));
         assert!(is_cross_site(&headers(&[("host", "a:1"), ("origin", "null")])));
+        assert!(
+            !is_cross_site(&headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("x-forwarded-host", "rez.example"),
+                ("origin", "https://rez.example")
+            ])),
+            "behind a proxy"
+        );
+        assert!(
+            !is_cross_site(&headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "https://rez.example"),
+                ("sec-fetch-site", "same-origin")
+            ])),
+            "the browser's own word wins"
+        );
     }
 
     #[test]
