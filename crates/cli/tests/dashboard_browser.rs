@@ -191,6 +191,23 @@ async fn sign_in_create_an_at_schedule_and_see_its_notification_in_the_inbox_wit
     )
     .expect("bool");
     assert!(localised, "the <time> elements were localised");
+    // Keyboard only: the first Tab reaches the skip link, which shows itself with a
+    // visible focus ring; Enter follows it to the content.
+    b.client.find(Locator::Css("body")).await.expect("body").send_keys("\u{E004}").await.expect("tab");
+    let focused: Value = b
+        .client
+        .execute(
+            "const e = document.activeElement; const s = getComputedStyle(e);
+             return [e.className, s.outlineStyle, s.outlineWidth, e.getBoundingClientRect().left >= 0];",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(focused[0], "skip", "{focused}");
+    assert_eq!(focused[1], "solid", "a visible focus outline: {focused}");
+    assert_eq!(focused[3], true, "the skip link is on screen when focused: {focused}");
+    b.client.active_element().await.expect("focused").send_keys("\u{E007}").await.expect("enter");
+    assert_eq!(b.client.current_url().await.expect("url").fragment(), Some("main"));
 
     // An at() schedule eight seconds ahead, created through the form.
     let at = (chrono::Utc::now() + chrono::TimeDelta::seconds(8)).format("at(%Y-%m-%dT%H:%M:%S)").to_string();
