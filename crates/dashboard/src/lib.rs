@@ -1,9 +1,11 @@
-//! The browser dashboard of `rez serve` (and of the AWS api function): server-rendered
-//! HTML over the same [`Services`] the JSON API uses, signed-in with an API key.
+//! The browser dashboard of `rez serve`: server-rendered HTML over the same [`Services`]
+//! the JSON API uses, signed-in with an API key.
 //!
 //! Every page is plain HTML and forms (post, then redirect), so it works without
-//! JavaScript; the one script only shows times in the viewer's zone. Nothing is loaded
-//! from another origin and the Content-Security-Policy allows no inline script or style.
+//! JavaScript; the one small script only adds to that (times in the viewer's zone, a
+//! schedule preview as it is typed, a chat page that looks again while its run works).
+//! Nothing is loaded from another origin and the Content-Security-Policy allows no
+//! inline script or style.
 
 mod assets;
 mod chart;
