@@ -123,7 +123,15 @@ impl Server {
         let mut mcp_config = rez_mcp::HttpConfig::new(mcp_auth, mcp_hosts, shutdown.clone());
         mcp_config.max_sessions = config.mcp_max_sessions;
         let mcp = rez_mcp::router(wiring::tools(&config, services.clone())?, mcp_config);
-        let app = rez_runtime::api::router(services.clone()).merge(mcp);
+        let dashboard = rez_dashboard::Config::in_data_dir(
+            &config.data_dir,
+            config.api_key.clone(),
+            std::env::var("REZ_PUBLIC_URL").ok().as_deref(),
+        )
+        .context("preparing the dashboard's session secret")?;
+        let app = rez_runtime::api::router(services.clone())
+            .merge(mcp)
+            .merge(rez_dashboard::router(services.clone(), dashboard));
         let token = shutdown.clone();
         let (inbound, drain) = (config.inbound, config.drain);
         let store_for_exit = store.clone();

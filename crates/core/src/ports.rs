@@ -105,6 +105,64 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn retry(&self, id: &MessageId) -> StoreResult<Message>;
     /// A cheap round trip to the backend, for deep health checks.
     async fn ping(&self) -> StoreResult<()>;
+    /// For each of the `hours` hours from `since`, the messages created in that hour that
+    /// are now completed and those now failed or dead-lettered (the dashboard's chart).
+    /// This default walks the listing, newest first, and stops after
+    /// [`HOURLY_WALK_LIMIT`] messages (the counts of a busier day are then partial); an
+    /// adapter with an aggregate query overrides it.
+    async fn hourly_outcomes(&self, since: Timestamp, hours: u32) -> StoreResult<Vec<HourOutcomes>> {
+        let mut out = HourOutcomes::empty(since, hours);
+        let mut filter = MessageFilter { created_after: Some(since), limit: 100, ..MessageFilter::default() };
+        let mut seen = 0;
+        while seen < HOURLY_WALK_LIMIT {
+            let page = self.list_messages(&filter).await?;
+            seen += page.items.len();
+            for m in &page.items {
+                HourOutcomes::count(&mut out, since, m.created_date, m.status);
+            }
+            match page.next_cursor {
+                Some(c) => filter.cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Most messages [`MessageStore::hourly_outcomes`]'s default reads.
+pub const HOURLY_WALK_LIMIT: usize = 10_000;
+
+/// One hour of [`MessageStore::hourly_outcomes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HourOutcomes {
+    pub hour_start: Timestamp,
+    /// Created in this hour and now `completed`.
+    pub completed: u64,
+    /// Created in this hour and now `failed` or `dead_lettered`.
+    pub failed: u64,
+}
+
+impl HourOutcomes {
+    /// `hours` empty hours from `since`.
+    pub fn empty(since: Timestamp, hours: u32) -> Vec<Self> {
+        (0..hours)
+            .map(|h| Self { hour_start: since + chrono::TimeDelta::hours(h.into()), completed: 0, failed: 0 })
+            .collect()
+    }
+
+    /// Count a message created at `created` now in `status` into its hour, if it has one.
+    pub fn count(hours: &mut [Self], since: Timestamp, created: Timestamp, status: Status) {
+        let Ok(h) = usize::try_from((created - since).num_hours()) else { return };
+        if created < since {
+            return;
+        }
+        let Some(slot) = hours.get_mut(h) else { return };
+        match status {
+            Status::Completed => slot.completed += 1,
+            Status::Failed | Status::DeadLettered => slot.failed += 1,
+            _ => {}
+        }
+    }
 }
 
 /// A message received from a queue, invisible to other consumers until its visibility

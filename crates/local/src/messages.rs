@@ -5,9 +5,12 @@
 use async_trait::async_trait;
 use rez_core::MessageId;
 use rez_core::message::Message;
-use rez_core::ports::{IDEMPOTENCY_WINDOW, MessageFilter, MessageStore, Page, StoreError, StoreResult, Submitted};
+use rez_core::ports::{
+    HourOutcomes, IDEMPOTENCY_WINDOW, MessageFilter, MessageStore, Page, StoreError, StoreResult, Submitted,
+};
 use rez_core::routing::{primary_queue, topic_for};
 use rez_core::status::Status;
+use rez_core::time::Timestamp;
 use rusqlite::OptionalExtension;
 use rusqlite::types::Value as SqlValue;
 
@@ -115,6 +118,42 @@ impl MessageStore for LocalStore {
                 Ok(Page { items, next_cursor })
             })
             .await
+    }
+
+    async fn hourly_outcomes(&self, since: Timestamp, hours: u32) -> StoreResult<Vec<HourOutcomes>> {
+        // Ids start with their creation time: the hours are one range of the primary key.
+        let bound = |t: Timestamp| {
+            let ms = u64::try_from(t.timestamp_millis()).unwrap_or(0);
+            format!("{}_{}", MessageId::PREFIX, ulid::Ulid::from_parts(ms, 0))
+        };
+        let until = since + chrono::TimeDelta::hours(hours.into());
+        let (lo, hi, since_ms) = (bound(since), bound(until), since.timestamp_millis());
+        let mut out = HourOutcomes::empty(since, hours);
+        let counts = self
+            .db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT (created_ms - ?1) / 3600000, SUM(status = 'completed'), \
+                         SUM(status IN ('failed', 'dead_lettered')) \
+                         FROM messages WHERE id >= ?2 AND id < ?3 AND created_ms >= ?1 GROUP BY 1",
+                    )
+                    .map_err(sql)?;
+                let rows = stmt
+                    .query_map(rusqlite::params![since_ms, lo, hi], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                    })
+                    .map_err(sql)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+            })
+            .await?;
+        for (h, completed, failed) in counts {
+            if let Some(slot) = usize::try_from(h).ok().and_then(|h| out.get_mut(h)) {
+                slot.completed = u64::try_from(completed).unwrap_or(0);
+                slot.failed = u64::try_from(failed).unwrap_or(0);
+            }
+        }
+        Ok(out)
     }
 
     async fn retry(&self, id: &MessageId) -> StoreResult<Message> {

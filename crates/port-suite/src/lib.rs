@@ -730,6 +730,44 @@ pub async fn defer_redelivers_later_without_counting(s: Arc<dyn Store>) {
     assert_eq!(s.get_message(&m.id).await.unwrap().unwrap().status, Status::Completed);
 }
 
+/// The overview chart's counts: per hour of creation, completed and failed messages;
+/// other states, and messages outside the window, are not counted.
+pub async fn hourly_outcomes_count_each_hour(s: Arc<dyn Store>) {
+    let now = SystemClock.now();
+    let since = now - chrono::TimeDelta::hours(5);
+    let at = |minutes: i64| {
+        let mut m = notify(&format!("at {minutes}"));
+        m.created_date = since + chrono::TimeDelta::minutes(minutes);
+        m.updated_date = m.created_date;
+        m.id = rez_core::MessageId::new(m.created_date);
+        m
+    };
+    let (done, waiting, dead, before, after) = (at(30), at(40), at(130), at(-10), at(185));
+    for m in [&done, &waiting, &dead, &before, &after] {
+        s.submit(m.clone()).await.unwrap();
+    }
+    let got = receive_eventually(&*s, QueueName::Notifications, Duration::from_secs(5)).await;
+    let mut got = got;
+    while got.len() < 5 {
+        let more = receive_eventually(&*s, QueueName::Notifications, Duration::from_secs(5)).await;
+        assert!(!more.is_empty(), "all five are received");
+        got.extend(more);
+    }
+    for d in &got {
+        if d.message.id == dead.id {
+            s.fail(d, "refused", FailureKind::Permanent).await.unwrap();
+        } else if [&done.id, &before.id, &after.id].contains(&&d.message.id) {
+            s.complete(d).await.unwrap();
+        }
+    }
+    let hours = s.hourly_outcomes(since, 3).await.unwrap();
+    assert_eq!(hours.len(), 3);
+    assert_eq!(hours[0].hour_start, since);
+    assert_eq!(hours[2].hour_start, since + chrono::TimeDelta::hours(2));
+    let counts: Vec<(u64, u64)> = hours.iter().map(|h| (h.completed, h.failed)).collect();
+    assert_eq!(counts, vec![(1, 0), (0, 0), (0, 1)], "in flight, before and after the window: not counted");
+}
+
 /// Expand the whole suite for one adapter: `port_suite!(MyFixture);` where `MyFixture:
 /// Fixture + Default`.
 #[macro_export]
@@ -746,7 +784,7 @@ macro_rules! port_suite {
             due_schedules_in_order, a_firing_is_atomic_and_happens_once, engine_lease_is_exclusive,
             results_are_kept_per_message_and_expire, booking_ledger_leases_a_pending_key,
             booking_ledger_keeps_the_search_progress, booking_ledger_admits_one_claim_at_once,
-            defer_redelivers_later_without_counting);
+            defer_redelivers_later_without_counting, hourly_outcomes_count_each_hour);
     };
     (@tests $fixture:ty; $($name:ident),* $(,)?) => {
         $(
