@@ -126,7 +126,7 @@ impl Server {
         let dashboard = rez_dashboard::Config::in_data_dir(
             &config.data_dir,
             config.api_key.clone(),
-            std::env::var("REZ_PUBLIC_URL").ok().as_deref(),
+            config.agent.settings.public_url.as_ref().map(url::Url::as_str),
         )
         .context("preparing the dashboard's session secret")?;
         let app = rez_runtime::api::router(services.clone())
