@@ -224,9 +224,7 @@ impl AwsStore {
                 Ok(x)
             }
             // Decided or expired meanwhile: as it stands now.
-            None => {
-                self.load_approval(&a.id).await?.ok_or_else(|| StoreError::NotFound(format!("approval {}", a.id)))
-            }
+            None => self.load_approval(&a.id).await?.ok_or_else(|| StoreError::NotFound(format!("approval {}", a.id))),
         }
     }
 }
