@@ -24,6 +24,8 @@ pub struct Names {
     pub agent_runs_table: String,
     /// The agent's budget ledger: reservations, committed spend per day and run, spend per model.
     pub agent_budget_table: String,
+    /// Approvals: the side-effecting calls runs wait to have approved.
+    pub approvals_table: String,
     /// SNS topic ARN per topic.
     pub topics: BTreeMap<Topic, String>,
     /// SQS queue URL per queue.
@@ -65,6 +67,7 @@ impl Names {
             ledger_table: format!("{prefix}-booking-ledger"),
             agent_runs_table: format!("{prefix}-agent-runs"),
             agent_budget_table: format!("{prefix}-agent-budget"),
+            approvals_table: format!("{prefix}-approvals"),
             topics: BTreeMap::new(),
             queues: BTreeMap::new(),
             schedule_group: format!("{prefix}-schedules"),
@@ -74,7 +77,7 @@ impl Names {
     }
 
     /// Names from the environment variables the template sets:
-    /// `REZ_STAGE`, `REZ_TABLE_{MESSAGES,IDEMPOTENCY,INBOX,API_KEYS,SCHEDULES,RESULTS,BOOKING_LEDGER,AGENT_RUNS,AGENT_BUDGET}`,
+    /// `REZ_STAGE`, `REZ_TABLE_{MESSAGES,IDEMPOTENCY,INBOX,API_KEYS,SCHEDULES,RESULTS,BOOKING_LEDGER,AGENT_RUNS,AGENT_BUDGET,APPROVALS}`,
     /// `REZ_TOPIC_{WEB_ACTIONS,NOTIFICATIONS,SCHEDULE_CREATION,AGENT_RESPONSE}` (ARNs),
     /// `REZ_QUEUE_<Q>_URL`, `REZ_QUEUE_<Q>_ARN`, `REZ_QUEUE_<Q>_DLQ_URL`, `REZ_QUEUE_<Q>_DLQ_ARN`,
     /// `REZ_SCHEDULE_GROUP`, `REZ_SCHEDULER_ROLE_ARN`, `REZ_SECRETS_PREFIX` (default `rez/<stage>/`).
@@ -112,6 +115,7 @@ impl Names {
             ledger_table: need("REZ_TABLE_BOOKING_LEDGER")?,
             agent_runs_table: need("REZ_TABLE_AGENT_RUNS")?,
             agent_budget_table: need("REZ_TABLE_AGENT_BUDGET")?,
+            approvals_table: need("REZ_TABLE_APPROVALS")?,
             topics,
             queues,
             schedule_group: need("REZ_SCHEDULE_GROUP")?,
@@ -135,6 +139,7 @@ impl Names {
             ("REZ_TABLE_BOOKING_LEDGER".to_owned(), self.ledger_table.clone()),
             ("REZ_TABLE_AGENT_RUNS".to_owned(), self.agent_runs_table.clone()),
             ("REZ_TABLE_AGENT_BUDGET".to_owned(), self.agent_budget_table.clone()),
+            ("REZ_TABLE_APPROVALS".to_owned(), self.approvals_table.clone()),
             ("REZ_SCHEDULE_GROUP".to_owned(), self.schedule_group.clone()),
             ("REZ_SCHEDULER_ROLE_ARN".to_owned(), self.scheduler_role_arn.clone()),
             ("REZ_SECRETS_PREFIX".to_owned(), self.secrets_prefix.clone()),

@@ -2,7 +2,8 @@
 //! core and runtime as `rez serve`; only these adapters differ:
 //!
 //! - DynamoDB tables for messages, idempotency keys, the inbox, API keys, schedules,
-//!   web-action results (TTL), the booking ledger, and the agent's runs and budget ledger;
+//!   web-action results (TTL), the booking ledger, the agent's runs and budget ledger, and
+//!   the approvals runs wait for;
 //! - SNS topics (one per [`Topic`](rez_core::routing::Topic)) fanned out to SQS queues
 //!   with raw message delivery, each queue with a DLQ;
 //! - EventBridge Scheduler as the [`ScheduleEngine`](rez_core::ports::ScheduleEngine);
@@ -14,6 +15,7 @@
 //! builds the template's resources on an emulator for tests and laptops.
 
 pub mod agent_runs;
+pub mod approvals;
 pub mod bedrock;
 pub mod budget;
 pub mod clients;

@@ -454,6 +454,7 @@ pub async fn provision_resolved(
             "BookingLedgerTable" => names.ledger_table = name,
             "AgentRunsTable" => names.agent_runs_table = name,
             "AgentBudgetTable" => names.agent_budget_table = name,
+            "ApprovalsTable" => names.approvals_table = name,
             other => tracing::debug!(table = other, "table not used by the adapters"),
         }
     }
@@ -657,6 +658,7 @@ mod tests {
             "BookingLedgerTable",
             "AgentRunsTable",
             "AgentBudgetTable",
+            "ApprovalsTable",
         ] {
             assert!(ids.contains(&id), "{id} missing from the template");
         }

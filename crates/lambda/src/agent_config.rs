@@ -3,7 +3,9 @@
 //! prices the API and the agent function share, and, for the agent function only, how to
 //! reach the model: Bedrock with the function's role, or Anthropic / OpenAI with a key
 //! read from Secrets Manager (`REZ_ANTHROPIC_KEY_SECRET`, `REZ_OPENAI_KEY_SECRET`) or
-//! given directly (`REZ_ANTHROPIC_API_KEY`, `REZ_OPENAI_API_KEY`: tests, containers).
+//! given directly (`REZ_ANTHROPIC_API_KEY`, `REZ_OPENAI_API_KEY`: tests, containers); and
+//! where the approval push's buttons link (`REZ_PUBLIC_URL`) and how long an approval
+//! waits (`REZ_APPROVAL_TTL_SECS`).
 
 use std::time::Duration;
 
@@ -151,9 +153,13 @@ impl AgentConfig {
                 base_delay: Duration::from_millis(num("REZ_AGENT_RETRY_BASE_MS", 1000, 1..=60_000)?),
                 ..RetryPolicy::default()
             },
-            // Approvals are not kept on AWS yet (no approval store), so no buttons link here.
-            public_url: None,
-            approval_ttl: AgentSettings::DEFAULT_APPROVAL_TTL,
+            // The approval push's buttons link here (the HTTP API); unset: no buttons.
+            public_url: url("REZ_PUBLIC_URL")?,
+            approval_ttl: Duration::from_secs(num(
+                "REZ_APPROVAL_TTL_SECS",
+                AgentSettings::DEFAULT_APPROVAL_TTL.as_secs(),
+                1..=7 * 86_400,
+            )?),
         };
         if provider.is_some() {
             settings.check_prices().map_err(anyhow::Error::msg)?;
@@ -220,6 +226,24 @@ mod tests {
     }
 
     #[test]
+    fn approvals_link_to_the_public_url_and_wait_their_ttl() {
+        let c = load(&[("REZ_AGENT_PROVIDER", "bedrock"), ("REZ_AGENT_MODEL", "m")]).unwrap();
+        assert_eq!((c.settings.public_url, c.settings.approval_ttl), (None, AgentSettings::DEFAULT_APPROVAL_TTL));
+        let c = load(&[
+            ("REZ_AGENT_PROVIDER", "bedrock"),
+            ("REZ_AGENT_MODEL", "m"),
+            ("REZ_PUBLIC_URL", "https://abc.execute-api.us-east-1.amazonaws.com/"),
+            ("REZ_APPROVAL_TTL_SECS", "600"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.settings.public_url.as_ref().map(Url::as_str),
+            Some("https://abc.execute-api.us-east-1.amazonaws.com/")
+        );
+        assert_eq!(c.settings.approval_ttl, Duration::from_secs(600));
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         for (k, v) in [
             ("REZ_AGENT_PROVIDER", "gemini"),
@@ -228,6 +252,8 @@ mod tests {
             ("REZ_OPENAI_BASE_URL", "ftp://x"),
             ("REZ_TIMEZONE", "Mars/Olympus"),
             ("REZ_AGENT_PRICE", "m=1"),
+            ("REZ_PUBLIC_URL", "rez.example.com"),
+            ("REZ_APPROVAL_TTL_SECS", "0"),
         ] {
             let e = load(&[("REZ_AGENT_PROVIDER", "openai"), ("REZ_AGENT_MODEL", "gpt-4o"), (k, v)]).unwrap_err();
             assert!(e.to_string().contains(k), "{k}: {e}");

@@ -30,6 +30,12 @@
 //!   tools (what MCP's tools read and send), calls `bedrock:InvokeModel` on the one
 //!   configured model and reads the provider-key secrets; the api function creates, lists,
 //!   reads and cancels runs and reads budget reports;
+//! - approvals: the agent function creates them (a transaction of two conditional puts),
+//!   reads them (`GetItem`), records the ask and marks them expired (`UpdateItem`), pushes
+//!   the ask itself (the ntfy token secret) and defers a paused run's message
+//!   (`SendMessage` to its own queue, as for any deferral); the api function lists them
+//!   (the by-all index), reads and decides them (`GetItem`, conditional `UpdateItem`) and
+//!   submits the run's continuation (an agent-response message);
 //! - every function writes to its own log group, and trace segments to X-Ray when the
 //!   template's `TracingMode` is `Active` (Lambda does both, with the function's role;
 //!   X-Ray has no resource-level permissions, hence its `*`). Metrics are embedded in log
@@ -141,6 +147,9 @@ pub fn grants(function: Function) -> Vec<Grant> {
             );
             g.push(("dynamodb:Query", "AgentRunsTable/index/*"));
             each(&mut g, &["dynamodb:GetItem", "dynamodb:Query"], &["AgentBudgetTable"]);
+            // Approvals: listed (the by-all index), read and decided (a conditional update).
+            each(&mut g, &["dynamodb:GetItem", "dynamodb:UpdateItem"], &["ApprovalsTable"]);
+            g.push(("dynamodb:Query", "ApprovalsTable/index/*"));
             each(
                 &mut g,
                 &["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
@@ -211,7 +220,14 @@ pub fn grants(function: Function) -> Vec<Grant> {
             g.push(("dynamodb:Query", "SchedulesTable/index/*"));
             g.push(("dynamodb:Query", "ResultsTable"));
             each(&mut g, &["sns:Publish"], &["WebActionsTopic", "NotificationsTopic", "ScheduleCreationTopic"]);
+            // Approvals: created (a transaction of two conditional PutItems), read, asked and
+            // expired (conditional UpdateItems); the ask is pushed from here.
+            each(&mut g, &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], &["ApprovalsTable"]);
+            g.push(("secretsmanager:GetSecretValue", NTFY_TOKEN));
             each(&mut g, &EVENT_SOURCE, &["AgentResponseQueue"]);
+            // A deferred delivery (a run paused for an approval, or owned by another
+            // delivery) is a delayed copy sent to the queue.
+            g.push(("sqs:SendMessage", "AgentResponseQueue"));
             g.push(("sqs:SendMessage", "AgentResponseDlq"));
             each(&mut g, &["bedrock:InvokeModel"], &AGENT_MODEL);
             each(&mut g, &["secretsmanager:GetSecretValue"], &PROVIDER_KEYS);
@@ -255,7 +271,7 @@ mod tests {
     }
 
     #[test]
-    fn only_api_and_mcp_read_the_admin_key_and_only_the_processor_the_ntfy_token() {
+    fn only_api_and_mcp_read_the_admin_key_and_only_the_pushing_functions_the_ntfy_token() {
         for f in Function::ALL {
             let g = grants(f);
             assert_eq!(
@@ -263,7 +279,11 @@ mod tests {
                 matches!(f, Function::Api | Function::Mcp),
                 "{f:?}"
             );
-            assert_eq!(g.contains(&("secretsmanager:GetSecretValue", NTFY_TOKEN)), f == Function::Processor, "{f:?}");
+            assert_eq!(
+                g.contains(&("secretsmanager:GetSecretValue", NTFY_TOKEN)),
+                matches!(f, Function::Processor | Function::Agent),
+                "{f:?}"
+            );
             assert_eq!(g.contains(&("secretsmanager:GetSecretValue", GOLF_SECRETS)), f == Function::WebAction, "{f:?}");
             for key in PROVIDER_KEYS {
                 assert_eq!(g.contains(&("secretsmanager:GetSecretValue", key)), f == Function::Agent, "{f:?}");

@@ -33,13 +33,16 @@ pub const SECRET_TTL: Duration = Duration::from_secs(300);
 
 /// Which secrets a process reads at start-up. Each function reads only those it uses, so
 /// its role needs no other secret (the admin key in api and mcp, the ntfy token in the
-/// processor; golf credentials are read per booking by the webaction handlers).
+/// processor and the agent, which pushes its approval asks itself; golf credentials are
+/// read per booking by the webaction handlers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Loads {
     /// The admin API key (`REZ_API_KEY` or the `REZ_ADMIN_KEY_SECRET` secret): requests
     /// are authenticated only where HTTP arrives.
     pub admin_key: bool,
-    /// The ntfy push client and its token secret: only the notification processor pushes.
+    /// The ntfy push client and its token secret: the notification processor pushes, and
+    /// the agent asks for approvals by push directly (the ask carries the buttons' tokens,
+    /// which must not rest in a stored notification).
     pub notifier: bool,
 }
 
@@ -50,8 +53,8 @@ impl Loads {
     pub fn for_function(function: Function) -> Self {
         match function {
             Function::Api | Function::Mcp => Loads { admin_key: true, notifier: false },
-            Function::Processor => Loads { admin_key: false, notifier: true },
-            Function::WebAction | Function::Scheduler | Function::Sweeper | Function::Agent => {
+            Function::Processor | Function::Agent => Loads { admin_key: false, notifier: true },
+            Function::WebAction | Function::Scheduler | Function::Sweeper => {
                 Loads { admin_key: false, notifier: false }
             }
         }
@@ -113,8 +116,12 @@ impl App {
             engine,
             notifier,
             clock,
-            // No approval store on AWS yet: a run asking for an approval is told so.
-            agent: Some(AgentPorts { runs: s.clone(), budget: s, approvals: None, settings: agent.runtime_settings() }),
+            agent: Some(AgentPorts {
+                runs: s.clone(),
+                budget: s.clone(),
+                approvals: Some(s),
+                settings: agent.runtime_settings(),
+            }),
         };
         let services = Services::new(ports, admin_key, settings.stage);
         let courses = Arc::new(

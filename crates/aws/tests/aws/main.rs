@@ -4,6 +4,7 @@
 //! debug build), so six binaries cost six links and most of a gigabyte of disk in CI.
 
 mod agent;
+mod approvals;
 mod bedrock;
 mod common;
 mod pipeline;

@@ -43,3 +43,27 @@ mod agent {
 
     rez_port_suite::agent_port_suite!(MotoAgent);
 }
+
+/// Approvals on moto: created once per step, decided once, and of an approve and a decline
+/// at once exactly one wins (through the serialising proxy, as DynamoDB orders them).
+mod approvals {
+    use super::common;
+
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use rez_core::agent::approval::ApprovalStore;
+    use rez_port_suite::approvals::ApprovalFixture;
+
+    #[derive(Default)]
+    struct MotoApprovals;
+
+    #[async_trait]
+    impl ApprovalFixture for MotoApprovals {
+        async fn fresh_approvals(&self) -> Arc<dyn ApprovalStore> {
+            Arc::new(common::store().await)
+        }
+    }
+
+    rez_port_suite::approval_port_suite!(MotoApprovals);
+}

@@ -152,14 +152,14 @@ impl Deployment {
             }
         };
         // Secrets as the template passes them: the admin key to api and mcp, the ntfy
-        // token to the processor (by secret name where IAM is enforced).
+        // token to the processor and the agent (by secret name where IAM is enforced).
         match &self.iam {
             None => env.push(("REZ_API_KEY".to_owned(), ADMIN_KEY.to_owned())),
             Some(iam) => {
                 if matches!(function, "api" | "mcp") {
                     env.push(("REZ_ADMIN_KEY_SECRET".to_owned(), iam.admin_key_secret.clone()));
                 }
-                if function == "processor" {
+                if matches!(function, "processor" | "agent") {
                     env.push(("REZ_NTFY_TOKEN_SECRET".to_owned(), iam.ntfy_token_secret.clone()));
                 }
             }

@@ -5,6 +5,7 @@
 //! debug build), so one link instead of three saves CI time and disk.
 
 mod aws_agent;
+mod aws_approvals;
 mod aws_flow;
 mod aws_iam;
 mod aws_schedules;
