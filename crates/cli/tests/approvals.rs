@@ -305,3 +305,49 @@ async fn approve_and_decline_raced_fifty_times_decide_once_and_book_at_most_once
     }
     r.t.stop().await;
 }
+
+#[tokio::test]
+async fn the_dashboard_lists_a_pending_approval_and_approves_it_once() {
+    let model = FakeModel::start().await;
+    let mut r = rig(&model, &[]).await;
+    r.golf.add_slot(FakeSlot::new(905, day().and_hms_opt(8, 50, 0).unwrap()));
+    model.script([search(), book(905), FakeTurn::text("Booked.")]);
+    let id = start(&r, json!({"prompt": "Book Saturday", "players": 4, "approval": "required"})).await;
+    wait_status(&r, &id, &["awaiting_approval"]).await;
+    let aid = pending_approval(&r, &id).await["id"].as_str().unwrap().to_owned();
+
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let signed_in = http
+        .post(r.t.url("/signin"))
+        .header("origin", r.t.base.clone())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("key={}", common::ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let page = http.get(r.t.url("/approvals")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Book Birdsfoot Golf Course, Sat 12 Dec 08:50, 4 players"), "{page}");
+    assert!(page.contains(&format!("/approvals/{aid}/approve")), "{page}");
+    let csrf = page.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_owned();
+    let post = |path: String| {
+        http.post(r.t.url(&path))
+            .header("cookie", &cookie)
+            .header("origin", r.t.base.clone())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={csrf}"))
+            .send()
+    };
+    let answered = post(format!("/approvals/{aid}/approve")).await.unwrap();
+    assert_eq!(answered.status(), 303);
+    let run = wait_status(&r, &id, &["completed", "failed"]).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(r.golf.reservations().len(), 1);
+    let (_, a) = r.t.get_json(&format!("/api/approvals/{aid}")).await;
+    assert_eq!(a["decided_by"], "dashboard:REZ_API_KEY");
+    let again = post(format!("/approvals/{aid}/decline")).await.unwrap();
+    assert_eq!(again.status(), 409);
+    assert_eq!(r.golf.reservations().len(), 1);
+    r.t.stop().await;
+}

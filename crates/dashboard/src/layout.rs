@@ -16,6 +16,7 @@ const NAV: &[(&str, &str, bool)] = &[
     ("/notifications", "Notifications", false),
     ("/agent/runs", "Agent runs", false),
     ("/agent/chat", "Chat", false),
+    ("/approvals", "Approvals", false),
     ("/keys", "API keys", true),
 ];
 

@@ -105,6 +105,9 @@ pub fn router(services: Services, config: Config) -> Router {
         .route("/agent/runs", get(pages::agent::list))
         .route("/agent/runs/{id}", get(pages::agent::show))
         .route("/agent/chat", get(pages::chat::show).post(pages::chat::send))
+        .route("/approvals", get(pages::approvals::list))
+        .route("/approvals/{id}/approve", post(pages::approvals::approve))
+        .route("/approvals/{id}/decline", post(pages::approvals::decline))
         .route("/signout", post(pages::signin::sign_out))
         .route_layer(middleware::from_fn_with_state(dash.clone(), guard::require_session));
     Router::new()

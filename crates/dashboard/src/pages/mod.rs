@@ -2,6 +2,7 @@
 //! redirect after a post.
 
 pub mod agent;
+pub mod approvals;
 pub mod chat;
 pub mod dead_letters;
 pub mod keys;
