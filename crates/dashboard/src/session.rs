@@ -31,6 +31,17 @@ impl SessionSecret {
         Self(bytes)
     }
 
+    /// The secret every instance of a deployment derives from its admin key (SHA-256 of
+    /// the key, domain-separated): Lambda instances share no file, so they share this.
+    /// Changing the admin key ends every session.
+    pub fn derived_from_admin_key(admin_key: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"rez dashboard session secret\0");
+        h.update(admin_key.as_bytes());
+        Self(h.finalize().into())
+    }
+
     /// A fresh random secret (sessions end when it is dropped).
     pub fn random() -> Self {
         use rand::RngCore;
@@ -135,6 +146,16 @@ mod tests {
 
     fn key_id() -> ApiKeyId {
         ApiKeyId::new(chrono::Utc::now())
+    }
+
+    #[test]
+    fn a_secret_derived_from_the_admin_key_is_the_same_everywhere_and_only_for_that_key() {
+        use sha2::Digest;
+        let a = SessionSecret::derived_from_admin_key("admin-key-0123456789");
+        assert_eq!(a.0, SessionSecret::derived_from_admin_key("admin-key-0123456789").0);
+        assert_ne!(a.0, SessionSecret::derived_from_admin_key("admin-key-0123456788").0);
+        let bare: [u8; 32] = sha2::Sha256::digest(b"admin-key-0123456789").into();
+        assert_ne!(a.0, bare, "not the key's bare hash");
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub async fn serve(bind: SocketAddr) -> anyhow::Result<()> {
             }
         }
     }));
-    let router = rez_runtime::api::router(app.services.clone()).merge(functions::http::mcp_router(&app));
+    let router = functions::http::api_router(&app).merge(functions::http::mcp_router(&app));
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
     println!("rez (AWS adapters) listening on http://{}", listener.local_addr()?);
     let token = shutdown.clone();

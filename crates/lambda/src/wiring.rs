@@ -72,6 +72,9 @@ pub struct App {
     pub services: Services,
     pub secrets: Arc<SecretsManagerStore>,
     pub courses: Arc<Courses>,
+    /// The admin key, for the functions that load it (api, mcp): the dashboard's admin
+    /// sign-in and the seed of its session secret.
+    pub admin_key: Option<String>,
 }
 
 impl App {
@@ -123,12 +126,21 @@ impl App {
                 settings: agent.runtime_settings(),
             }),
         };
-        let services = Services::new(ports, admin_key, settings.stage);
+        let services = Services::new(ports, admin_key.clone(), settings.stage);
         let courses = Arc::new(
             Courses::load_with_overrides_opts(settings.courses_file.as_deref(), settings.allow_loopback_for_tests)
                 .context("loading golf courses")?,
         );
-        Ok(Self { settings: Arc::new(settings), agent: Arc::new(agent), clients, store, services, secrets, courses })
+        Ok(Self {
+            settings: Arc::new(settings),
+            agent: Arc::new(agent),
+            clients,
+            store,
+            services,
+            secrets,
+            courses,
+            admin_key,
+        })
     }
 
     /// The agent's model client, or `None` when the agent is off: Bedrock with this

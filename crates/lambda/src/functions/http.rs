@@ -1,12 +1,34 @@
 //! The `api` and `mcp` functions: the same axum routers `rez serve` mounts, behind API
 //! Gateway through `lambda_http`. MCP runs stateless with JSON responses (a Lambda
 //! response is buffered, so long-lived SSE streams are not offered).
+//!
+//! The api function also serves the dashboard at `/` when the deployment has an admin
+//! key: every instance derives the same session secret from it (instances share no file),
+//! and its cookies are `Secure` (API Gateway is https only).
 
 use crate::wiring::App;
 
+/// The API, and the dashboard if an admin key seeds its sessions.
+pub fn api_router(app: &App) -> axum::Router {
+    let api = rez_runtime::api::router(app.services.clone());
+    match &app.admin_key {
+        Some(key) => {
+            let config = rez_dashboard::Config {
+                secret: rez_dashboard::SessionSecret::derived_from_admin_key(key),
+                admin_key: Some(key.clone()),
+                secure_cookies: true,
+            };
+            api.merge(rez_dashboard::router(app.services.clone(), config))
+        }
+        None => {
+            tracing::info!("no admin key: the dashboard is not served (its sessions are derived from that key)");
+            api
+        }
+    }
+}
+
 pub async fn run_api(app: App) -> Result<(), lambda_runtime::Error> {
-    let router = rez_runtime::api::router(app.services.clone());
-    lambda_http::run(router).await
+    lambda_http::run(api_router(&app)).await
 }
 
 pub fn mcp_router(app: &App) -> axum::Router {

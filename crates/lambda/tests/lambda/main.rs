@@ -6,6 +6,7 @@
 
 mod aws_agent;
 mod aws_approvals;
+mod aws_dashboard;
 mod aws_flow;
 mod aws_iam;
 mod aws_schedules;
