@@ -84,32 +84,30 @@ pub fn resource_label(r: &Intrinsic) -> String {
         Intrinsic::GetAtt(id, attr) if attr == "Arn" => id.clone(),
         Intrinsic::GetAtt(id, attr) => format!("{id}.{attr}"),
         Intrinsic::Literal(s) => s.clone(),
-        Intrinsic::Sub(s) => {
-            let mut out = String::new();
-            let mut rest = s.as_str();
-            while let Some(start) = rest.find("${") {
-                out.push_str(&rest[..start]);
-                let after = &rest[start + 2..];
-                let Some(end) = after.find('}') else {
-                    out.push_str(&rest[start..]);
-                    rest = "";
-                    break;
-                };
-                let var = &after[..end];
-                match var.strip_suffix(".Arn") {
-                    Some(id) => out.push_str(id),
-                    None => {
-                        out.push_str("${");
-                        out.push_str(var);
-                        out.push('}');
-                    }
-                }
-                rest = &after[end + 1..];
-            }
-            out.push_str(rest);
-            out
-        }
+        Intrinsic::Sub(s) => substitute(s, |var| {
+            Some(match var.strip_suffix(".Arn") {
+                Some(id) => id.to_owned(),
+                None => format!("${{{var}}}"),
+            })
+        })
+        .unwrap_or_else(|| s.clone()),
     }
+}
+
+/// `s` with each `${var}` replaced by `f(var)`: `None` if `f` has no value for one, or a
+/// `${` is never closed.
+fn substitute(s: &str, mut f: impl FnMut(&str) -> Option<String>) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}')?;
+        out.push_str(&f(&after[..end])?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// Every `(action, resource label)` pair a role's statements allow.
@@ -145,24 +143,10 @@ impl Resolver {
             Intrinsic::Ref(id) => self.refs.get(id).or_else(|| self.variables.get(id)).cloned(),
             Intrinsic::GetAtt(id, attr) if attr == "Arn" => self.arns.get(id).cloned(),
             Intrinsic::GetAtt(..) => None,
-            Intrinsic::Sub(s) => {
-                let mut out = String::new();
-                let mut rest = s.as_str();
-                while let Some(start) = rest.find("${") {
-                    out.push_str(&rest[..start]);
-                    let after = &rest[start + 2..];
-                    let end = after.find('}')?;
-                    let var = &after[..end];
-                    let value = match var.strip_suffix(".Arn") {
-                        Some(id) => self.arns.get(id),
-                        None => self.variables.get(var).or_else(|| self.refs.get(var)),
-                    }?;
-                    out.push_str(value);
-                    rest = &after[end + 1..];
-                }
-                out.push_str(rest);
-                Some(out)
-            }
+            Intrinsic::Sub(s) => substitute(s, |var| match var.strip_suffix(".Arn") {
+                Some(id) => self.arns.get(id).cloned(),
+                None => self.variables.get(var).or_else(|| self.refs.get(var)).cloned(),
+            }),
         }
     }
 
