@@ -128,7 +128,11 @@ impl Server {
             config.api_key.clone(),
             config.agent.settings.public_url.as_ref().map(url::Url::as_str),
         )
-        .context("preparing the dashboard's session secret")?;
+        .context("preparing the dashboard's session secret")?
+        .with_courses(rez_dashboard::Courses {
+            list: wiring::course_infos(&config)?,
+            secrets: Some(Arc::new(store.clone())),
+        });
         let app = rez_runtime::api::router(services.clone())
             .merge(mcp)
             .merge(rez_dashboard::router(services.clone(), dashboard));

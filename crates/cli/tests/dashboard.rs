@@ -205,6 +205,8 @@ async fn a_read_key_sees_no_action_and_its_posts_are_forbidden() {
         "/dead-letters",
         "/notifications",
         "/agent/runs",
+        "/approvals",
+        "/courses",
     ] {
         let (status, body) = b.get(path).await;
         assert_eq!(status, 200, "{path}");
@@ -372,5 +374,22 @@ async fn every_page_renders_with_data_and_assets_are_cached_by_hash() {
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.headers()["cache-control"].to_str().expect("cc").contains("immutable"));
     assert_eq!(client().get(t.url("/assets/app.0000.css")).send().await.expect("css").status().as_u16(), 404);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn the_courses_page_says_which_courses_have_credentials_and_never_shows_them() {
+    use rez_core::ports::{SecretStore, SecretValue};
+    let mut t = TestServer::start().await;
+    let b = sign_in(&t, ADMIN_KEY).await;
+    let (status, page) = b.get("/courses").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("birdsfoot") && page.contains("rez secrets set-golf --course birdsfoot"), "{page}");
+    let store = &t.server.as_ref().expect("server").store;
+    let creds = json!({"username": "golfer@example.com", "password": "hunter2-secret"}).to_string();
+    store.put_secret("golf/birdsfoot", &SecretValue::new(creds)).await.expect("stored");
+    let (_, page) = b.get("/courses").await;
+    assert!(page.contains("stored"), "{page}");
+    assert!(!page.contains("hunter2-secret") && !page.contains("golfer@example.com"), "never the credentials");
     t.stop().await;
 }

@@ -263,6 +263,8 @@ async fn sign_in_create_an_at_schedule_and_see_its_notification_in_the_inbox_wit
         ("keys", "/keys".to_owned()),
         ("agent-runs", "/agent/runs".to_owned()),
         ("chat-off", "/agent/chat".to_owned()),
+        ("approvals", "/approvals?state=all".to_owned()),
+        ("courses", "/courses".to_owned()),
     ] {
         b.goto(&t.url(&path)).await;
         let violations = b.axe().await;

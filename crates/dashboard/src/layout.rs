@@ -17,6 +17,7 @@ const NAV: &[(&str, &str, bool)] = &[
     ("/agent/runs", "Agent runs", false),
     ("/agent/chat", "Chat", false),
     ("/approvals", "Approvals", false),
+    ("/courses", "Courses", false),
     ("/keys", "API keys", true),
 ];
 

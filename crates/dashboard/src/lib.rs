@@ -37,6 +37,22 @@ pub struct Config {
     /// Mark the cookie `Secure` (the public URL is https). A request that arrived with
     /// `X-Forwarded-Proto: https` gets a `Secure` cookie either way.
     pub secure_cookies: bool,
+    /// The courses page's data.
+    pub courses: Courses,
+}
+
+/// The golf courses, and where to see whether credentials are stored for them.
+#[derive(Clone, Default)]
+pub struct Courses {
+    pub list: Vec<rez_runtime::tools::CourseInfo>,
+    /// Lists secret names (never values); `None`: the page does not say.
+    pub secrets: Option<std::sync::Arc<dyn rez_core::ports::SecretStore>>,
+}
+
+impl std::fmt::Debug for Courses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Courses").field("list", &self.list.len()).field("secrets", &self.secrets.is_some()).finish()
+    }
 }
 
 impl Config {
@@ -51,7 +67,14 @@ impl Config {
             secret: load_or_create_secret(&data_dir.join(SECRET_FILE))?,
             admin_key,
             secure_cookies: public_url.is_some_and(|u| u.trim().to_ascii_lowercase().starts_with("https://")),
+            courses: Courses::default(),
         })
+    }
+
+    /// The same, showing `courses` on the courses page.
+    pub fn with_courses(mut self, courses: Courses) -> Self {
+        self.courses = courses;
+        self
     }
 }
 
@@ -66,6 +89,7 @@ pub(crate) struct Dash {
     pub admin_hash: Option<[u8; 32]>,
     pub secure_cookies: bool,
     pub hourly: hourly_cache::HourlyCache,
+    pub courses: std::sync::Arc<Courses>,
 }
 
 /// Largest accepted form body.
@@ -80,6 +104,7 @@ pub fn router(services: Services, config: Config) -> Router {
         admin_hash: config.admin_key.filter(|k| !k.is_empty()).map(|k| Sha256::digest(k.as_bytes()).into()),
         secure_cookies: config.secure_cookies,
         hourly: hourly_cache::HourlyCache::default(),
+        courses: std::sync::Arc::new(config.courses),
     };
     dash.hourly.warm(dash.services.messages.clone(), dash.services.clock.now());
     let signed_in = Router::new()
@@ -106,6 +131,7 @@ pub fn router(services: Services, config: Config) -> Router {
         .route("/agent/runs/{id}", get(pages::agent::show))
         .route("/agent/chat", get(pages::chat::show).post(pages::chat::send))
         .route("/approvals", get(pages::approvals::list))
+        .route("/courses", get(pages::courses::list))
         .route("/approvals/{id}/approve", post(pages::approvals::approve))
         .route("/approvals/{id}/decline", post(pages::approvals::decline))
         .route("/signout", post(pages::signin::sign_out))

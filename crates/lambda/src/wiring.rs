@@ -202,10 +202,9 @@ impl App {
         Ok(assembly::web_action_handlers(&settings, self.courses.clone(), Arc::new(self.store.clone()), secrets)?)
     }
 
-    /// The MCP tool registry over these services.
-    pub fn tools(&self) -> ToolRegistry {
-        let courses = self
-            .courses
+    /// The courses as the tools and the dashboard show them.
+    pub fn course_infos(&self) -> Vec<CourseInfo> {
+        self.courses
             .list()
             .iter()
             .map(|c| CourseInfo {
@@ -217,8 +216,12 @@ impl App {
                 longitude: c.longitude,
                 time_zone: c.time_zone.clone(),
             })
-            .collect();
-        ToolRegistry::new(self.services.clone(), courses, ToolOptions::default())
+            .collect()
+    }
+
+    /// The MCP tool registry over these services.
+    pub fn tools(&self) -> ToolRegistry {
+        ToolRegistry::new(self.services.clone(), self.course_infos(), ToolOptions::default())
     }
 }
 

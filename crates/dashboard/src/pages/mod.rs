@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod approvals;
 pub mod chat;
+pub mod courses;
 pub mod dead_letters;
 pub mod keys;
 pub mod messages;

@@ -17,6 +17,8 @@ pub fn api_router(app: &App) -> axum::Router {
                 secret: rez_dashboard::SessionSecret::derived_from_admin_key(key),
                 admin_key: Some(key.clone()),
                 secure_cookies: true,
+                // Listing secrets would need rights the api function does not hold.
+                courses: rez_dashboard::Courses { list: app.course_infos(), secrets: None },
             };
             api.merge(rez_dashboard::router(app.services.clone(), config))
         }
