@@ -192,18 +192,14 @@ impl AgentConfig {
         }
         let mut configured = Vec::new();
         for (m, p) in file.prices {
-            let price = ModelPrice::per_million(
-                p.input,
-                p.output,
-                p.cache_read.unwrap_or(p.input / 10.0),
-                p.cache_write.unwrap_or(p.input * 1.25),
-            )
-            .map_err(|e| ConfigError::Invalid(format!("agent.prices.\"{m}\".{}: {}", e.field, e.message)))?;
+            let price = ModelPrice::listed(p.input, p.output, p.cache_read, p.cache_write)
+                .map_err(|e| ConfigError::Invalid(format!("agent.prices.\"{m}\".{}: {}", e.field, e.message)))?;
             configured.push((m, price));
         }
         if let Some(v) = env("REZ_AGENT_PRICE").filter(|v| !v.trim().is_empty()) {
             for entry in v.split(';').map(str::trim).filter(|e| !e.is_empty()) {
-                let parsed = parse_price(entry).map_err(|reason| bad("REZ_AGENT_PRICE", v.clone(), &reason))?;
+                let parsed =
+                    ModelPrice::parse_entry(entry).map_err(|reason| bad("REZ_AGENT_PRICE", v.clone(), &reason))?;
                 configured.retain(|(m, _)| *m != parsed.0);
                 configured.push(parsed);
             }
@@ -285,22 +281,6 @@ impl AgentConfig {
     fn off() -> Result<Self, ConfigError> {
         Self::load(AgentFile::default(), &|_| None)
     }
-}
-
-/// `model=input,output[,cache_read,cache_write]` in USD per million tokens.
-fn parse_price(entry: &str) -> Result<(String, ModelPrice), String> {
-    let (model, prices) =
-        entry.split_once('=').ok_or("expected model=input,output[,cache_read,cache_write] (USD per million tokens)")?;
-    let n: Result<Vec<f64>, _> = prices.split(',').map(|p| p.trim().parse::<f64>()).collect();
-    let n = n.map_err(|_| format!("the prices of `{}` are not numbers", model.trim()))?;
-    let (input, output) = match n.as_slice() {
-        [i, o] | [i, o, _] | [i, o, _, _] => (*i, *o),
-        _ => return Err(format!("give 2 to 4 prices for `{}`", model.trim())),
-    };
-    let cache_read = n.get(2).copied().unwrap_or(input / 10.0);
-    let cache_write = n.get(3).copied().unwrap_or(input * 1.25);
-    let price = ModelPrice::per_million(input, output, cache_read, cache_write).map_err(|e| e.message)?;
-    Ok((model.trim().to_owned(), price))
 }
 
 #[cfg(test)]

@@ -126,7 +126,10 @@ impl AgentConfig {
         let mut prices = Vec::new();
         if let Some(v) = get("REZ_AGENT_PRICE") {
             for entry in v.split(';').map(str::trim).filter(|e| !e.is_empty()) {
-                prices.push(parse_price(entry).map_err(|reason| anyhow::anyhow!("REZ_AGENT_PRICE={v}: {reason}"))?);
+                prices.push(
+                    ModelPrice::parse_entry(entry)
+                        .map_err(|reason| anyhow::anyhow!("REZ_AGENT_PRICE={v}: {reason}"))?,
+                );
             }
         }
         let zone = match get("REZ_TIMEZONE") {
@@ -174,22 +177,6 @@ impl AgentConfig {
             openai_base_url: url("REZ_OPENAI_BASE_URL")?,
         })
     }
-}
-
-/// `model=input,output[,cache_read,cache_write]` in USD per million tokens.
-fn parse_price(entry: &str) -> Result<(String, ModelPrice), String> {
-    let (model, prices) =
-        entry.split_once('=').ok_or("expected model=input,output[,cache_read,cache_write] (USD per million tokens)")?;
-    let n: Result<Vec<f64>, _> = prices.split(',').map(|p| p.trim().parse::<f64>()).collect();
-    let n = n.map_err(|_| format!("the prices of `{}` are not numbers", model.trim()))?;
-    let (input, output) = match n.as_slice() {
-        [i, o] | [i, o, _] | [i, o, _, _] => (*i, *o),
-        _ => return Err(format!("give 2 to 4 prices for `{}`", model.trim())),
-    };
-    let cache_read = n.get(2).copied().unwrap_or(input / 10.0);
-    let cache_write = n.get(3).copied().unwrap_or(input * 1.25);
-    let price = ModelPrice::per_million(input, output, cache_read, cache_write).map_err(|e| e.message)?;
-    Ok((model.trim().to_owned(), price))
 }
 
 #[cfg(test)]

@@ -75,6 +75,36 @@ impl ModelPrice {
         })
     }
 
+    /// From list prices where the cache prices may be left out: cache reads then cost a
+    /// tenth of input, cache writes 1.25 times input (the common providers' ratios).
+    pub fn listed(
+        input: f64,
+        output: f64,
+        cache_read: Option<f64>,
+        cache_write: Option<f64>,
+    ) -> Result<Self, ValidationError> {
+        Self::per_million(input, output, cache_read.unwrap_or(input / 10.0), cache_write.unwrap_or(input * 1.25))
+    }
+
+    /// One entry of `REZ_AGENT_PRICE`: `model=input,output[,cache_read,cache_write]` in USD
+    /// per million tokens.
+    pub fn parse_entry(entry: &str) -> Result<(String, ModelPrice), String> {
+        let (model, prices) = entry
+            .split_once('=')
+            .ok_or("expected model=input,output[,cache_read,cache_write] (USD per million tokens)")?;
+        let model = model.trim();
+        let n: Vec<f64> = prices
+            .split(',')
+            .map(|p| p.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("the prices of `{model}` are not numbers"))?;
+        if model.is_empty() || !(2..=4).contains(&n.len()) {
+            return Err(format!("give a model and 2 to 4 prices (got `{entry}`)"));
+        }
+        let price = Self::listed(n[0], n[1], n.get(2).copied(), n.get(3).copied()).map_err(|e| e.message)?;
+        Ok((model.to_owned(), price))
+    }
+
     /// What `usage` cost.
     pub fn cost(&self, usage: &Usage) -> Nanodollars {
         Nanodollars(
@@ -170,6 +200,17 @@ mod tests {
         let t = PriceTable::new(vec![("llama3.1:8b".into(), mine), ("gpt-4o".into(), mine)]);
         assert_eq!(t.price("llama3.1:8b"), Some(mine));
         assert_eq!(t.price("gpt-4o"), Some(mine), "configuration overrides the defaults");
+    }
+
+    #[test]
+    fn price_entries_are_parsed_with_the_cache_defaults() {
+        let (m, p) = ModelPrice::parse_entry(" llama3.1:8b = 0.1, 0.2 ").unwrap();
+        assert_eq!((m.as_str(), p.input, p.output, p.cache_read, p.cache_write), ("llama3.1:8b", 100, 200, 10, 125));
+        let (_, p) = ModelPrice::parse_entry("m=1,2,0.5,3").unwrap();
+        assert_eq!((p.cache_read, p.cache_write), (500, 3000));
+        for bad in ["m=1", "m=1,2,3,4,5", "m", "=1,2", "m=a,b", "m=-1,2"] {
+            assert!(ModelPrice::parse_entry(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
