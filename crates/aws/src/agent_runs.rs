@@ -45,7 +45,7 @@ use rez_core::time::Timestamp;
 use crate::AwsStore;
 use crate::codec::{DOC, Item, doc, from_doc, get_s, n, opt_n, opt_s, s};
 use crate::error::backend;
-use crate::shards::{LIST_PK_ATTR, ShardedListing, list_pk};
+use crate::shards::{LEGACY_PK, LIST_PK_ATTR, Order, ShardedListing, list_pk};
 use crate::transact::{Transacted, build_error, transact};
 
 /// The `by-all` index of the agent-runs table.
@@ -375,14 +375,16 @@ impl AgentStore for AwsStore {
                 .set_filter_expression(filter_expr.clone())
                 .set_expression_attribute_names(Some(names.clone()))
                 .set_expression_attribute_values(Some(values))
-                .scan_index_forward(false)
         };
         let listing = ShardedListing {
             listing: "agent-runs",
+            pk_attr: LIST_PK_ATTR,
+            base: LEGACY_PK,
             id_attr: "pk",
             sort_key: Some(("sk", RUN_SK)),
             valid_id: |id| RunId::parse(id).is_ok(),
             filtered: filter_expr.is_some(),
+            order: Order::NewestFirst,
             context: "dynamodb query agent runs",
         };
         let (items, next_cursor) = listing.page(limit, filter.cursor.as_deref(), query).await?;

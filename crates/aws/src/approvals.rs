@@ -34,7 +34,7 @@ use rez_core::time::Timestamp;
 use crate::AwsStore;
 use crate::codec::{DOC, Item, doc, from_doc, get_s, n, opt_n, opt_s, s};
 use crate::error::backend;
-use crate::shards::{LIST_PK_ATTR, ShardedListing, list_pk};
+use crate::shards::{LEGACY_PK, LIST_PK_ATTR, Order, ShardedListing, list_pk};
 use crate::transact::{Transacted, build_error, transact};
 
 /// The `by-all` index of the approvals table.
@@ -315,14 +315,16 @@ impl ApprovalStore for AwsStore {
                 .set_filter_expression(filter_expr.clone())
                 .set_expression_attribute_names(Some(names.clone()))
                 .set_expression_attribute_values(Some(values))
-                .scan_index_forward(false)
         };
         let listing = ShardedListing {
             listing: "approvals",
+            pk_attr: LIST_PK_ATTR,
+            base: LEGACY_PK,
             id_attr: "pk",
             sort_key: None,
             valid_id: |id| ApprovalId::parse(id).is_ok(),
             filtered: filter_expr.is_some(),
+            order: Order::NewestFirst,
             context: "dynamodb query approvals",
         };
         let (items, next_cursor) = listing.page(limit, filter.cursor.as_deref(), query).await?;

@@ -104,11 +104,6 @@ pub(crate) fn decode_cursor(cursor: &str) -> StoreResult<Item> {
         .collect())
 }
 
-/// The key of `item` for a cursor: the named attributes (table key plus index key).
-pub(crate) fn key_of(item: &Item, attrs: &[&str]) -> Item {
-    attrs.iter().filter_map(|a| item.get(*a).map(|v| ((*a).to_owned(), v.clone()))).collect()
-}
-
 /// Run a query page after page until `want` items came back or the index is exhausted.
 /// A page of a filtered query can be short or even empty and still have a
 /// `LastEvaluatedKey`, so one page is never enough. `build` returns the query without

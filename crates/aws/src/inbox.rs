@@ -13,30 +13,49 @@ use rez_core::time::{Timestamp, serde_rfc3339, serde_rfc3339_opt};
 use serde::{Deserialize, Serialize};
 
 use crate::AwsStore;
-use crate::codec::{DOC, Item, decode_cursor, doc, from_doc, n, opt_n, s};
+use crate::codec::{DOC, Item, doc, from_doc, n, opt_n, s};
 use crate::error::backend;
-use crate::shards::{LIST_PK_ATTR, ShardedListing, list_pk};
+use crate::shards::{LEGACY_PK, LIST_PK_ATTR, Order, ShardedListing, list_pk, sharded};
 
-const BY_STATE: &str = "by-state";
-/// Partitioned by `list_pk`, sharded by message id (see [`crate::shards`]).
-const BY_ALL: &str = "by-all";
+/// The inbox's GSIs, each partitioned by a key sharded by message id (see
+/// [`crate::shards`]): `by-state` by [`STATE_ATTR`], `by-all` by `list_pk`.
+pub(crate) const BY_STATE: &str = "by-state";
+pub(crate) const BY_ALL: &str = "by-all";
+/// The entry's delivery state, sharded: `pending#2`.
+pub(crate) const STATE_ATTR: &str = "state";
 const MAX_RACES: usize = 8;
 
 /// The stored form of an [`InboxEntry`] (which is only `Serialize`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Stored {
-    message_id: MessageId,
-    notification: NotifyPayload,
-    state: DeliveryState,
-    attempts: u32,
+pub(crate) struct Stored {
+    pub message_id: MessageId,
+    pub notification: NotifyPayload,
+    pub state: DeliveryState,
+    pub attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    last_error: Option<String>,
+    pub last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    push_id: Option<String>,
+    pub push_id: Option<String>,
     #[serde(with = "serde_rfc3339")]
-    created_date: Timestamp,
+    pub created_date: Timestamp,
     #[serde(with = "serde_rfc3339_opt", default, skip_serializing_if = "Option::is_none")]
-    delivered_date: Option<Timestamp>,
+    pub delivered_date: Option<Timestamp>,
+}
+
+impl Stored {
+    /// A new entry: pending, no attempt yet.
+    pub(crate) fn new(message_id: MessageId, notification: NotifyPayload, now: Timestamp) -> Self {
+        Stored {
+            message_id,
+            notification,
+            state: DeliveryState::Pending,
+            attempts: 0,
+            last_error: None,
+            push_id: None,
+            created_date: now,
+            delivered_date: None,
+        }
+    }
 }
 
 impl From<Stored> for InboxEntry {
@@ -63,10 +82,10 @@ fn state_str(st: DeliveryState) -> &'static str {
     }
 }
 
-fn item_of(e: &Stored, rev: i64) -> StoreResult<Item> {
+pub(crate) fn item_of(e: &Stored, rev: i64) -> StoreResult<Item> {
     Ok(HashMap::from([
         ("message_id".to_owned(), s(e.message_id.as_str())),
-        ("state".to_owned(), s(state_str(e.state))),
+        (STATE_ATTR.to_owned(), s(&sharded(state_str(e.state), e.message_id.as_str()))),
         (LIST_PK_ATTR.to_owned(), s(&list_pk(e.message_id.as_str()))),
         ("rev".to_owned(), n(rev)),
         (DOC.to_owned(), doc(e)?),
@@ -120,16 +139,7 @@ impl AwsStore {
 #[async_trait]
 impl Inbox for AwsStore {
     async fn open(&self, message_id: &MessageId, notification: &NotifyPayload) -> StoreResult<InboxEntry> {
-        let fresh = Stored {
-            message_id: message_id.clone(),
-            notification: notification.clone(),
-            state: DeliveryState::Pending,
-            attempts: 0,
-            last_error: None,
-            push_id: None,
-            created_date: self.clock.now(),
-            delivered_date: None,
-        };
+        let fresh = Stored::new(message_id.clone(), notification.clone(), self.clock.now());
         if self.inbox_put(&fresh, None).await? {
             return Ok(fresh.into());
         }
@@ -149,19 +159,7 @@ impl Inbox for AwsStore {
         for _ in 0..MAX_RACES {
             let (mut e, rev) = match self.inbox_get(message_id).await? {
                 Some((e, rev)) => (e, Some(rev)),
-                None => (
-                    Stored {
-                        message_id: message_id.clone(),
-                        notification: notification.clone(),
-                        state: DeliveryState::Pending,
-                        attempts: 0,
-                        last_error: None,
-                        push_id: None,
-                        created_date: now,
-                        delivered_date: None,
-                    },
-                    None,
-                ),
+                None => (Stored::new(message_id.clone(), notification.clone(), now), None),
             };
             e.attempts += 1;
             match &outcome {
@@ -201,7 +199,11 @@ impl Inbox for AwsStore {
     ) -> StoreResult<Page<InboxEntry>> {
         let limit = limit.clamp(1, 100);
         let decode = |i: &Item| from_doc::<Stored>(i).map(InboxEntry::from);
-        let query = |index: &str, pk_attr: &str, pk_value: &str| {
+        let (listing, index, pk_attr, base) = match state {
+            None => ("inbox", BY_ALL, LIST_PK_ATTR, LEGACY_PK),
+            Some(st) => ("inbox-by-state", BY_STATE, STATE_ATTR, state_str(st)),
+        };
+        let query = |pk: &str| {
             self.clients
                 .dynamodb
                 .query()
@@ -209,45 +211,21 @@ impl Inbox for AwsStore {
                 .index_name(index)
                 .key_condition_expression("#pk = :pk")
                 .expression_attribute_names("#pk", pk_attr)
-                .expression_attribute_values(":pk", s(pk_value))
-                .scan_index_forward(false)
+                .expression_attribute_values(":pk", s(pk))
         };
-        let Some(st) = state else {
-            let listing = ShardedListing {
-                listing: "inbox",
-                id_attr: "message_id",
-                sort_key: None,
-                valid_id: |id| MessageId::parse(id).is_ok(),
-                filtered: false,
-                context: "dynamodb query inbox",
-            };
-            let (items, next_cursor) =
-                listing.page(limit, cursor.as_deref(), |pk| query(BY_ALL, LIST_PK_ATTR, pk)).await?;
-            let items = items.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
-            return Ok(Page { items, next_cursor });
+        let listing = ShardedListing {
+            listing,
+            pk_attr,
+            base,
+            id_attr: "message_id",
+            sort_key: None,
+            valid_id: |id| MessageId::parse(id).is_ok(),
+            filtered: false,
+            order: Order::NewestFirst,
+            context: "dynamodb query inbox",
         };
-        let pk_value = state_str(st);
-        let start = match cursor {
-            None => None,
-            Some(c) => {
-                let key = decode_cursor(&c)?;
-                let valid = key.len() == 2
-                    && key.get("state").and_then(|v| v.as_s().ok()).is_some_and(|v| v == pk_value)
-                    && key.get("message_id").and_then(|v| v.as_s().ok()).is_some_and(|v| MessageId::parse(v).is_ok());
-                if !valid {
-                    return Err(StoreError::InvalidCursor);
-                }
-                Some(key)
-            }
-        };
-        let items = crate::codec::query_until(
-            || query(BY_STATE, "state", pk_value),
-            false,
-            limit + 1,
-            start,
-            "dynamodb query inbox",
-        )
-        .await?;
-        crate::messages::page_of(items, limit, &["message_id", "state"], decode)
+        let (items, next_cursor) = listing.page(limit, cursor.as_deref(), query).await?;
+        let items = items.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page { items, next_cursor })
     }
 }

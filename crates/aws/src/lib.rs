@@ -23,6 +23,8 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod inbox;
+#[cfg(test)]
+mod index_load;
 pub mod keys;
 pub mod ledger;
 pub mod messages;

@@ -24,16 +24,22 @@ use rez_core::status::Status;
 use rez_core::time::Timestamp;
 
 use crate::AwsStore;
-use crate::codec::{DOC, Item, decode_cursor, doc, encode_cursor, from_doc, get_s, n, opt_n, opt_s, s};
+use crate::codec::{DOC, Item, doc, from_doc, get_s, n, opt_n, opt_s, s};
 use crate::error::backend;
 use crate::publish_refusal::{Attribute, PublishError, oversize_reason, permanent_refusal, publish_size};
-use crate::shards::{LIST_PK_ATTR, ShardedListing, list_pk};
+use crate::shards::{LEGACY_PK, LIST_PK_ATTR, Order, ShardedListing, in_any_partition, list_pk, sharded};
 
-/// GSIs of the messages table (see `deploy/template.yaml`).
+/// GSIs of the messages table (see `deploy/template.yaml`). Each is partitioned by a
+/// sharded key attribute (`<value>#<shard>`, the shard from the message id, see
+/// [`crate::shards`]): `by-status` by [`STATUS_ATTR`], `by-type` by [`TYPE_ATTR`],
+/// `by-all` by `list_pk`.
 pub(crate) const BY_STATUS: &str = "by-status";
 pub(crate) const BY_TYPE: &str = "by-type";
-/// Partitioned by `list_pk`, sharded by message id (see [`crate::shards`]).
 pub(crate) const BY_ALL: &str = "by-all";
+/// The message's status, sharded: `queued#3`.
+pub(crate) const STATUS_ATTR: &str = "status";
+/// The message's type, sharded: `notify#5`.
+pub(crate) const TYPE_ATTR: &str = "message_type";
 
 /// How often a conditional write is retried after losing a race before giving up.
 const MAX_RACES: usize = 8;
@@ -103,8 +109,8 @@ pub(crate) fn record_item(rec: &Record) -> StoreResult<Item> {
     let m = &rec.message;
     let mut item = HashMap::from([
         ("id".to_owned(), s(m.id.as_str())),
-        ("status".to_owned(), s(m.status.as_str())),
-        ("message_type".to_owned(), s(m.message_type.as_str())),
+        (STATUS_ATTR.to_owned(), s(&sharded(m.status.as_str(), m.id.as_str()))),
+        (TYPE_ATTR.to_owned(), s(&sharded(m.message_type.as_str(), m.id.as_str()))),
         ("stage".to_owned(), s(m.stage.as_str())),
         ("created_by".to_owned(), s(m.created_by.as_str())),
         (LIST_PK_ATTR.to_owned(), s(&list_pk(m.id.as_str()))),
@@ -390,10 +396,10 @@ impl MessageStore for AwsStore {
 
     async fn list_messages(&self, f: &MessageFilter) -> StoreResult<Page<Message>> {
         let limit = f.limit.clamp(1, 100);
-        let (index, pk_attr, pk_value) = match (f.status, f.message_type) {
-            (Some(st), _) => (BY_STATUS, "status", Some(st.as_str())),
-            (None, Some(t)) => (BY_TYPE, "message_type", Some(t.as_str())),
-            (None, None) => (BY_ALL, LIST_PK_ATTR, None),
+        let (listing, index, pk_attr, base) = match (f.status, f.message_type) {
+            (Some(st), _) => ("messages-by-status", BY_STATUS, STATUS_ATTR, st.as_str()),
+            (None, Some(t)) => ("messages-by-type", BY_TYPE, TYPE_ATTR, t.as_str()),
+            (None, None) => ("messages", BY_ALL, LIST_PK_ATTR, LEGACY_PK),
         };
         let mut names = HashMap::from([("#pk".to_owned(), pk_attr.to_owned())]);
         let mut values: Item = HashMap::new();
@@ -430,17 +436,18 @@ impl MessageStore for AwsStore {
         }
         let mut filters = Vec::new();
         if let (Some(_), Some(t)) = (f.status, f.message_type) {
-            filters.push("#mt = :mt");
-            names.insert("#mt".into(), "message_type".into());
-            values.insert(":mt".into(), s(t.as_str()));
+            let (condition, operands) = in_any_partition("#mt", "mt", &[t.as_str()]);
+            filters.push(condition);
+            names.insert("#mt".into(), TYPE_ATTR.into());
+            values.extend(operands.into_iter().map(|(k, v)| (k, s(&v))));
         }
         if let Some(st) = f.stage {
-            filters.push("#stage = :stage");
+            filters.push("#stage = :stage".to_owned());
             names.insert("#stage".into(), "stage".into());
             values.insert(":stage".into(), s(st.as_str()));
         }
         if let Some(by) = f.created_by {
-            filters.push("#by = :by");
+            filters.push("#by = :by".to_owned());
             names.insert("#by".into(), "created_by".into());
             values.insert(":by".into(), s(by.as_str()));
         }
@@ -457,44 +464,21 @@ impl MessageStore for AwsStore {
                 .set_filter_expression(filter.clone())
                 .set_expression_attribute_names(Some(names.clone()))
                 .set_expression_attribute_values(Some(values))
-                .scan_index_forward(false)
         };
-        let decode = |item: &Item| record_from_item(item).map(|r| r.message);
-        let Some(pk_value) = pk_value else {
-            let listing = ShardedListing {
-                listing: "messages",
-                id_attr: "id",
-                sort_key: None,
-                valid_id: |id| MessageId::parse(id).is_ok(),
-                filtered: filter.is_some(),
-                context: "dynamodb query messages",
-            };
-            let (items, next_cursor) = listing.page(limit, f.cursor.as_deref(), query).await?;
-            let items = items.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
-            return Ok(Page { items, next_cursor });
+        let listing = ShardedListing {
+            listing,
+            pk_attr,
+            base,
+            id_attr: "id",
+            sort_key: None,
+            valid_id: |id| MessageId::parse(id).is_ok(),
+            filtered: filter.is_some(),
+            order: Order::NewestFirst,
+            context: "dynamodb query messages",
         };
-        let start = match &f.cursor {
-            None => None,
-            Some(c) => {
-                let key = decode_cursor(c)?;
-                let valid = key.len() == 2
-                    && key.get(pk_attr).and_then(|v| v.as_s().ok()).is_some_and(|v| v == pk_value)
-                    && key.get("id").and_then(|v| v.as_s().ok()).is_some_and(|v| MessageId::parse(v).is_ok());
-                if !valid {
-                    return Err(StoreError::InvalidCursor);
-                }
-                Some(key)
-            }
-        };
-        let items = crate::codec::query_until(
-            || query(pk_value),
-            filter.is_some(),
-            limit + 1,
-            start,
-            "dynamodb query messages",
-        )
-        .await?;
-        page_of(items, limit, &["id", pk_attr], decode)
+        let (items, next_cursor) = listing.page(limit, f.cursor.as_deref(), query).await?;
+        let items = items.iter().map(|i| record_from_item(i).map(|r| r.message)).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page { items, next_cursor })
     }
 
     async fn retry(&self, id: &MessageId) -> StoreResult<Message> {
@@ -549,22 +533,4 @@ impl MessageStore for AwsStore {
             .map_err(|e| backend("dynamodb describe_table", e))?;
         Ok(())
     }
-}
-
-/// Decode up to `limit` of `items` (fetched as `limit + 1`), with a cursor at the last
-/// one kept when there are more.
-pub(crate) fn page_of<T>(
-    mut items: Vec<Item>,
-    limit: usize,
-    key_attrs: &[&str],
-    decode: impl Fn(&Item) -> StoreResult<T>,
-) -> StoreResult<Page<T>> {
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|i| encode_cursor(&crate::codec::key_of(i, key_attrs))).transpose()?
-    } else {
-        None
-    };
-    let items = items.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
-    Ok(Page { items, next_cursor })
 }

@@ -28,10 +28,11 @@ use rez_core::routing::{QueueName, primary_queue};
 use rez_core::status::Status;
 
 use crate::AwsStore;
-use crate::codec::{decode_cursor, s};
+use crate::codec::s;
 use crate::config::QueueAddress;
 use crate::error::backend;
-use crate::messages::{BY_STATUS, DeadLetterInfo, Record, modify, page_of, record_from_item, restore};
+use crate::messages::{BY_STATUS, DeadLetterInfo, Record, STATUS_ATTR, TYPE_ATTR, modify, record_from_item, restore};
+use crate::shards::{Order, ShardedListing, in_any_partition};
 
 /// Longest visibility timeout SQS accepts (12 h).
 const MAX_VISIBILITY_SECONDS: i32 = 43_200;
@@ -329,72 +330,96 @@ async fn queue_numbers(store: &AwsStore, url: &str, names: &[QueueAttributeName]
 /// through its API; CloudWatch has `ApproximateAgeOfOldestMessage`). Measured from the
 /// message's creation, not from when it entered the queue.
 async fn oldest_age(store: &AwsStore, queue: QueueName) -> StoreResult<f64> {
-    let types: Vec<_> = rez_core::MessageType::ALL.into_iter().filter(|t| primary_queue(*t) == queue).collect();
+    let types: Vec<&str> =
+        rez_core::MessageType::ALL.into_iter().filter(|t| primary_queue(*t) == queue).map(|t| t.as_str()).collect();
     if types.is_empty() {
         return Ok(0.0);
     }
-    let placeholders: Vec<String> = (0..types.len()).map(|i| format!(":t{i}")).collect();
-    let filter = format!("#mt IN ({})", placeholders.join(", "));
-    let mut oldest: Option<String> = None;
-    for status in [Status::Queued, Status::Processing, Status::Failed] {
-        let build = || {
-            let mut q = store
-                .clients
-                .dynamodb
-                .query()
-                .table_name(&store.names.messages_table)
-                .index_name(BY_STATUS)
-                .key_condition_expression("#st = :st")
-                .filter_expression(&filter)
-                .expression_attribute_names("#st", "status")
-                .expression_attribute_names("#mt", "message_type")
-                .expression_attribute_values(":st", s(status.as_str()))
-                .scan_index_forward(true);
-            for (p, t) in placeholders.iter().zip(&types) {
-                q = q.expression_attribute_values(p, s(t.as_str()));
-            }
-            q
-        };
-        let items = crate::codec::query_until(build, true, 1, None, "dynamodb query oldest").await?;
-        if let Some(id) = items.first().and_then(|i| crate::codec::opt_s(i, "id"))
-            && oldest.as_deref().is_none_or(|o| id < o)
-        {
-            oldest = Some(id.to_owned());
+    let (filter, operands) = in_any_partition("#mt", "t", &types);
+    let oldest_of = |status: Status| {
+        let (filter, operands) = (&filter, &operands);
+        async move {
+            let build = |pk: &str| {
+                let mut q = store
+                    .clients
+                    .dynamodb
+                    .query()
+                    .table_name(&store.names.messages_table)
+                    .index_name(BY_STATUS)
+                    .key_condition_expression("#st = :st")
+                    .filter_expression(filter)
+                    .expression_attribute_names("#st", STATUS_ATTR)
+                    .expression_attribute_names("#mt", TYPE_ATTR)
+                    .expression_attribute_values(":st", s(pk));
+                for (placeholder, value) in operands {
+                    q = q.expression_attribute_values(placeholder, s(value));
+                }
+                q
+            };
+            let listing = ShardedListing {
+                listing: "oldest",
+                pk_attr: STATUS_ATTR,
+                base: status.as_str(),
+                id_attr: "id",
+                sort_key: None,
+                valid_id: |id| MessageId::parse(id).is_ok(),
+                filtered: true,
+                order: Order::OldestFirst,
+                context: "dynamodb query oldest",
+            };
+            let (items, _) = listing.page(1, None, build).await?;
+            Ok::<_, StoreError>(items.first().and_then(|i| crate::codec::opt_s(i, "id")).map(str::to_owned))
         }
-    }
-    let Some(id) = oldest.and_then(|o| MessageId::parse(&o).ok()) else { return Ok(0.0) };
+    };
+    let firsts =
+        futures::future::try_join_all([Status::Queued, Status::Processing, Status::Failed].map(oldest_of)).await?;
+    let Some(id) = firsts.into_iter().flatten().min().and_then(|o| MessageId::parse(&o).ok()) else {
+        return Ok(0.0);
+    };
     let now_ms = store.clock.now().timestamp_millis();
     let created_ms = i64::try_from(id.timestamp_ms()).unwrap_or(now_ms);
     Ok((now_ms - created_ms).max(0) as f64 / 1000.0)
 }
 
-/// Dead letters, newest first, optionally of one source queue.
-async fn query_dead_letters(
+/// The listing of dead letters, newest first: the `dead_lettered` partitions of
+/// `by-status`, filtered on the dead-letter record (see [`dead_letter_query`]).
+fn dead_letter_listing() -> ShardedListing<'static> {
+    ShardedListing {
+        listing: "dead-letters",
+        pk_attr: STATUS_ATTR,
+        base: Status::DeadLettered.as_str(),
+        id_attr: "id",
+        sort_key: None,
+        valid_id: |id| MessageId::parse(id).is_ok(),
+        filtered: true,
+        order: Order::NewestFirst,
+        context: "dynamodb query dead letters",
+    }
+}
+
+/// The query of one `dead_lettered` partition (see [`dead_letter_listing`]), of the
+/// dead letters of one source queue or of every queue.
+fn dead_letter_query(
     store: &AwsStore,
     queue: Option<QueueName>,
-    want: usize,
-    start: Option<crate::codec::Item>,
-) -> StoreResult<Vec<crate::codec::Item>> {
+    pk: &str,
+) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
     let filter = if queue.is_some() { "#dlq = :q" } else { "attribute_exists(#dlq)" };
-    let build = || {
-        let mut q = store
-            .clients
-            .dynamodb
-            .query()
-            .table_name(&store.names.messages_table)
-            .index_name(BY_STATUS)
-            .key_condition_expression("#st = :st")
-            .filter_expression(filter)
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_names("#dlq", "dlq")
-            .expression_attribute_values(":st", s(Status::DeadLettered.as_str()))
-            .scan_index_forward(false);
-        if let Some(qn) = queue {
-            q = q.expression_attribute_values(":q", s(qn.as_str()));
-        }
-        q
-    };
-    crate::codec::query_until(build, true, want, start, "dynamodb query dead letters").await
+    let mut q = store
+        .clients
+        .dynamodb
+        .query()
+        .table_name(&store.names.messages_table)
+        .index_name(BY_STATUS)
+        .key_condition_expression("#st = :st")
+        .filter_expression(filter)
+        .expression_attribute_names("#st", STATUS_ATTR)
+        .expression_attribute_names("#dlq", "dlq")
+        .expression_attribute_values(":st", s(pk));
+    if let Some(qn) = queue {
+        q = q.expression_attribute_values(":q", s(qn.as_str()));
+    }
+    q
 }
 
 fn dead_letter_of(item: &crate::codec::Item) -> StoreResult<DeadLetter> {
@@ -656,24 +681,10 @@ impl Queues for AwsStore {
         cursor: Option<String>,
     ) -> StoreResult<Page<DeadLetter>> {
         let limit = limit.clamp(1, 100);
-        let start = match cursor {
-            None => None,
-            Some(c) => {
-                let key = decode_cursor(&c)?;
-                let valid = key.len() == 2
-                    && key
-                        .get("status")
-                        .and_then(|v| v.as_s().ok())
-                        .is_some_and(|v| v == Status::DeadLettered.as_str())
-                    && key.get("id").and_then(|v| v.as_s().ok()).is_some_and(|v| MessageId::parse(v).is_ok());
-                if !valid {
-                    return Err(StoreError::InvalidCursor);
-                }
-                Some(key)
-            }
-        };
-        let items = query_dead_letters(self, queue, limit + 1, start).await?;
-        page_of(items, limit, &["id", "status"], dead_letter_of)
+        let (items, next_cursor) =
+            dead_letter_listing().page(limit, cursor.as_deref(), |pk| dead_letter_query(self, queue, pk)).await?;
+        let items = items.iter().map(dead_letter_of).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page { items, next_cursor })
     }
 
     async fn redrive(&self, selector: &RedriveSelector) -> StoreResult<u64> {
@@ -684,7 +695,8 @@ impl Queues for AwsStore {
                     RedriveSelector::Queue(q) => Some(*q),
                     _ => None,
                 };
-                query_dead_letters(self, queue, usize::MAX, None)
+                dead_letter_listing()
+                    .all(|pk| dead_letter_query(self, queue, pk))
                     .await?
                     .iter()
                     .map(|i| record_from_item(i).map(|r| r.message.id))

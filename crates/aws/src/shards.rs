@@ -1,13 +1,16 @@
-//! Sharded `by-all` listing partitions. Every item of a hot table (messages, notification
-//! inbox) is copied into its table's `by-all` index; with one constant partition key every
-//! write would land on one index partition (about 1,000 writes/s on DynamoDB). So the
-//! partition key `list_pk` is `all#<shard>`, the shard a stable hash of the item's id
-//! (FNV-1a, modulo [`SHARDS`]), and a listing queries every shard and merges the results
-//! in the index's order (id descending).
+//! Sharded index partitions. Every item of a hot table (messages, notification inbox) is
+//! copied into the table's listing indexes; with one partition key value per listing
+//! (`all`, a status, a message type) every write of such an item would land on one index
+//! partition, about 1,000 writes/s on DynamoDB. So those key attributes hold
+//! `<value>#<shard>`, the shard a stable hash of the item's id (FNV-1a, modulo
+//! [`SHARDS`]), and a listing queries every shard of its value, concurrently, and merges
+//! the results in the index's order (by id).
 //!
-//! Items written before sharding carry `list_pk = "all"` ([`LEGACY_PK`]); the reader
-//! queries that partition too, and any later write of such an item moves it to its shard
-//! (writes are full puts), so old data is listed without a migration step.
+//! Sharding changes the attribute's values, not the index: no index is created or
+//! deleted, so a deployment needs no staged rollout. Items written before sharding carry
+//! the bare value (`all`, `queued`, ...); the reader queries that legacy partition too,
+//! and any later write of such an item moves it to its shard (writes are full puts), so
+//! old data stays listed without a migration step.
 //!
 //! The cursor stays opaque: base64 JSON of the listing's name and each partition's
 //! position (not started, after an id, or done).
@@ -21,10 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{Item, get_s, s};
 
-/// How many shards a `by-all` index is split into. Changing it moves items between shards
+/// How many shards a sharded key is split into. Changing it moves items between shards
 /// only when they are next written; readers must then query the old shards too.
 pub const SHARDS: u32 = 8;
-/// The partition of items written before sharding.
+/// The `list_pk` of items written before sharding, and the base of its shards.
 pub const LEGACY_PK: &str = "all";
 /// The partition key attribute of the `by-all` indexes.
 pub(crate) const LIST_PK_ATTR: &str = "list_pk";
@@ -40,14 +43,30 @@ pub fn shard_of(id: &str) -> u32 {
     h % SHARDS
 }
 
-/// The `list_pk` value of the item with this id.
-pub fn list_pk(id: &str) -> String {
-    format!("{LEGACY_PK}#{}", shard_of(id))
+/// The sharded key value of the item with this id under `base`: `<base>#<shard>`.
+pub fn sharded(base: &str, id: &str) -> String {
+    format!("{base}#{}", shard_of(id))
 }
 
-/// Every partition a listing reads: the shards, then the legacy partition.
-fn partitions() -> Vec<String> {
-    (0..SHARDS).map(|i| format!("{LEGACY_PK}#{i}")).chain(std::iter::once(LEGACY_PK.to_owned())).collect()
+/// The `list_pk` value of the item with this id.
+pub fn list_pk(id: &str) -> String {
+    sharded(LEGACY_PK, id)
+}
+
+/// Every value a sharded key of `base` takes: its shards, then the legacy `base` itself.
+/// What a filter on a sharded attribute compares with (`#attr IN (...)`).
+pub fn partitions(base: &str) -> Vec<String> {
+    (0..SHARDS).map(|i| format!("{base}#{i}")).chain(std::iter::once(base.to_owned())).collect()
+}
+
+/// A filter condition "the sharded attribute `#name` holds one of `bases`": `#name IN
+/// (:p0, :p1, ...)` over every partition of each base, and the values it names. DynamoDB
+/// takes at most 100 operands in one `IN`.
+pub(crate) fn in_any_partition(name: &str, placeholder: &str, bases: &[&str]) -> (String, Vec<(String, String)>) {
+    let values: Vec<(String, String)> =
+        bases.iter().flat_map(|b| partitions(b)).enumerate().map(|(i, v)| (format!(":{placeholder}{i}"), v)).collect();
+    let list: Vec<&str> = values.iter().map(|(k, _)| k.as_str()).collect();
+    (format!("{name} IN ({})", list.join(", ")), values)
 }
 
 /// Where a listing stands in one partition.
@@ -76,11 +95,11 @@ fn encode(c: &Cursor) -> StoreResult<String> {
 }
 
 /// The positions a cursor stands for; `InvalidCursor` unless it is a cursor of
-/// `listing` over exactly the current partitions with valid ids.
-fn decode(raw: &str, listing: &str, valid_id: fn(&str) -> bool) -> StoreResult<BTreeMap<String, Position>> {
+/// `listing` over exactly the partitions of `base` with valid ids.
+fn decode(raw: &str, listing: &str, base: &str, valid_id: fn(&str) -> bool) -> StoreResult<BTreeMap<String, Position>> {
     let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| StoreError::InvalidCursor)?;
     let c: Cursor = serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
-    let expected = partitions();
+    let expected = partitions(base);
     let valid = c.l == listing
         && c.p.len() == expected.len()
         && expected.iter().all(|pk| c.p.contains_key(pk))
@@ -94,10 +113,21 @@ fn decode(raw: &str, listing: &str, valid_id: fn(&str) -> bool) -> StoreResult<B
     Ok(c.p)
 }
 
-/// One listing over a sharded `by-all` index.
+/// Which end of the index a listing starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
+/// One listing over a sharded index.
 pub(crate) struct ShardedListing<'a> {
     /// Names the listing inside its cursors (e.g. `messages`).
     pub listing: &'a str,
+    /// The index's partition key attribute (`list_pk`, `status`, ...).
+    pub pk_attr: &'a str,
+    /// The value listed, before sharding (`all`, `queued`, ...).
+    pub base: &'a str,
     /// The table's hash key, which is also the index's sort key.
     pub id_attr: &'a str,
     /// The table's sort key and its constant value on the listed items, for a table with
@@ -107,13 +137,15 @@ pub(crate) struct ShardedListing<'a> {
     pub valid_id: fn(&str) -> bool,
     /// Whether the query has a filter expression (see [`crate::codec::query_until`]).
     pub filtered: bool,
+    pub order: Order,
     pub context: &'a str,
 }
 
 impl ShardedListing<'_> {
-    /// Up to `limit` items across every partition, id descending, and the cursor of the
-    /// rest. `build(pk)` is the query of one partition (key condition on `:pk`, index,
-    /// order descending) without `ExclusiveStartKey` and `Limit`.
+    /// Up to `limit` items across every partition in the listing's order, and the cursor
+    /// of the rest. `build(pk)` is the query of one partition (key condition on `:pk`,
+    /// index) without `ExclusiveStartKey`, `Limit` and direction. The partitions are
+    /// queried concurrently.
     pub(crate) async fn page(
         &self,
         limit: usize,
@@ -121,26 +153,34 @@ impl ShardedListing<'_> {
         build: impl Fn(&str) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
     ) -> StoreResult<(Vec<Item>, Option<String>)> {
         let mut positions = match cursor {
-            None => partitions().into_iter().map(|pk| (pk, Position::Start)).collect(),
-            Some(c) => decode(c, self.listing, self.valid_id)?,
+            None => partitions(self.base).into_iter().map(|pk| (pk, Position::Start)).collect(),
+            Some(c) => decode(c, self.listing, self.base, self.valid_id)?,
         };
+        let forward = self.order == Order::OldestFirst;
+        let build = &build;
         // Each partition gives up to `limit + 1` items: its share of the page and whether
         // it has more.
-        let mut fetched: Vec<(String, Item)> = Vec::new();
-        let mut exhausted: HashMap<String, usize> = HashMap::new();
-        for (pk, pos) in &positions {
+        let queries = positions.iter().filter(|(_, pos)| **pos != Position::Done).map(|(pk, pos)| {
             let start = match pos {
-                Position::Done => continue,
-                Position::Start => None,
+                Position::Start | Position::Done => None,
                 Position::After(id) => {
-                    let mut key = HashMap::from([(self.id_attr.to_owned(), s(id)), (LIST_PK_ATTR.to_owned(), s(pk))]);
+                    let mut key = HashMap::from([(self.id_attr.to_owned(), s(id)), (self.pk_attr.to_owned(), s(pk))]);
                     if let Some((attr, value)) = self.sort_key {
                         key.insert(attr.to_owned(), s(value));
                     }
                     Some(key)
                 }
             };
-            let items = crate::codec::query_until(|| build(pk), self.filtered, limit + 1, start, self.context).await?;
+            async move {
+                let query = || build(pk).scan_index_forward(forward);
+                let items = crate::codec::query_until(query, self.filtered, limit + 1, start, self.context).await?;
+                Ok::<_, StoreError>((pk.clone(), items))
+            }
+        });
+        let results = futures::future::try_join_all(queries).await?;
+        let mut fetched: Vec<(String, Item)> = Vec::new();
+        let mut exhausted: HashMap<String, usize> = HashMap::new();
+        for (pk, items) in results {
             if items.len() <= limit {
                 exhausted.insert(pk.clone(), items.len());
             }
@@ -150,7 +190,11 @@ impl ShardedListing<'_> {
             .into_iter()
             .map(|(pk, item)| Ok((get_s(&item, self.id_attr)?.to_owned(), pk, item)))
             .collect::<StoreResult<Vec<_>>>()?;
-        keyed.sort_by(|a, b| b.0.cmp(&a.0));
+        if forward {
+            keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        } else {
+            keyed.sort_by(|a, b| b.0.cmp(&a.0));
+        }
         let mut page = Vec::new();
         let mut taken: HashMap<String, usize> = HashMap::new();
         let mut last_id: Option<String> = None;
@@ -178,6 +222,23 @@ impl ShardedListing<'_> {
             Some(encode(&Cursor { l: self.listing.to_owned(), p: positions })?)
         };
         Ok((page, next))
+    }
+
+    /// Every item of the listing, in its order, read page after page.
+    pub(crate) async fn all(
+        &self,
+        build: impl Fn(&str) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> StoreResult<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (items, next) = self.page(100, cursor.as_deref(), &build).await?;
+            out.extend(items);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(out),
+            }
+        }
     }
 }
 
@@ -211,19 +272,49 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_foreign_ones_are_refused() {
-        let mut p: BTreeMap<String, Position> = partitions().into_iter().map(|pk| (pk, Position::Done)).collect();
+        let mut p: BTreeMap<String, Position> = partitions("all").into_iter().map(|pk| (pk, Position::Done)).collect();
         p.insert("all#3".into(), Position::After("msg_x".into()));
         let c = encode(&Cursor { l: "messages".into(), p: p.clone() }).unwrap();
-        assert_eq!(decode(&c, "messages", any_id).unwrap(), p);
-        assert!(matches!(decode(&c, "inbox", any_id), Err(StoreError::InvalidCursor)));
-        assert!(matches!(decode(&c, "messages", |id| id != "msg_x"), Err(StoreError::InvalidCursor)));
-        assert!(matches!(decode("not base64 !", "messages", any_id), Err(StoreError::InvalidCursor)));
+        assert_eq!(decode(&c, "messages", "all", any_id).unwrap(), p);
+        assert!(matches!(decode(&c, "inbox", "all", any_id), Err(StoreError::InvalidCursor)));
+        assert!(matches!(decode(&c, "messages", "all", |id| id != "msg_x"), Err(StoreError::InvalidCursor)));
+        assert!(matches!(decode("not base64 !", "messages", "all", any_id), Err(StoreError::InvalidCursor)));
         let mut short = p.clone();
         short.remove("all");
         let c = encode(&Cursor { l: "messages".into(), p: short }).unwrap();
-        assert!(matches!(decode(&c, "messages", any_id), Err(StoreError::InvalidCursor)));
+        assert!(matches!(decode(&c, "messages", "all", any_id), Err(StoreError::InvalidCursor)));
         // A cursor of an unsharded listing (a plain key) is refused too.
         let key = crate::codec::encode_cursor(&HashMap::from([("id".into(), s("msg_x"))])).unwrap();
-        assert!(matches!(decode(&key, "messages", any_id), Err(StoreError::InvalidCursor)));
+        assert!(matches!(decode(&key, "messages", "all", any_id), Err(StoreError::InvalidCursor)));
+    }
+
+    #[test]
+    fn a_cursor_belongs_to_one_value() {
+        let p: BTreeMap<String, Position> = partitions("queued").into_iter().map(|pk| (pk, Position::Start)).collect();
+        let c = encode(&Cursor { l: "by-status".into(), p }).unwrap();
+        assert!(decode(&c, "by-status", "queued", any_id).is_ok());
+        assert!(matches!(decode(&c, "by-status", "failed", any_id), Err(StoreError::InvalidCursor)));
+    }
+
+    #[test]
+    fn an_in_condition_names_every_partition_of_each_value() {
+        let (condition, values) = in_any_partition("#mt", "t", &["notify", "hello_world"]);
+        assert_eq!(values.len(), 2 * (SHARDS as usize + 1));
+        assert!(condition.starts_with("#mt IN (:t0, :t1, "), "{condition}");
+        assert!(condition.ends_with(":t17)"), "{condition}");
+        let wanted: Vec<&str> = values.iter().map(|(_, v)| v.as_str()).collect();
+        assert!(wanted.contains(&"notify") && wanted.contains(&"notify#7") && wanted.contains(&"hello_world#0"));
+        assert!(!wanted.contains(&"notify#8"));
+    }
+
+    #[test]
+    fn every_queue_s_types_fit_one_in_condition() {
+        // DynamoDB takes at most 100 operands in `IN`; the queue statistics name every
+        // partition of every type of a queue.
+        for q in rez_core::routing::QueueName::ALL {
+            let types =
+                rez_core::MessageType::ALL.into_iter().filter(|t| rez_core::routing::primary_queue(*t) == q).count();
+            assert!(types * (SHARDS as usize + 1) <= 100, "{q}: {types} types");
+        }
     }
 }

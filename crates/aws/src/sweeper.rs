@@ -16,8 +16,9 @@ use rez_core::status::Status;
 
 use crate::AwsStore;
 use crate::codec::s;
-use crate::messages::{BY_STATUS, DeadLetterInfo, modify, publish_and_mark_queued, record_from_item};
+use crate::messages::{BY_STATUS, DeadLetterInfo, STATUS_ATTR, modify, publish_and_mark_queued, record_from_item};
 use crate::publish_refusal::PublishError;
+use crate::shards::{Order, ShardedListing};
 
 /// What one [`sweep_created`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -38,7 +39,7 @@ pub async fn sweep_created(store: &AwsStore, older_than: chrono::Duration, limit
     let cutoff = store.clock.now() - older_than;
     // Every id minted before the cutoff sorts below this one.
     let ceiling = MessageId::new(cutoff).as_str()[..MessageId::PREFIX.len() + 11].to_owned();
-    let build = || {
+    let build = |pk: &str| {
         store
             .clients
             .dynamodb
@@ -46,13 +47,23 @@ pub async fn sweep_created(store: &AwsStore, older_than: chrono::Duration, limit
             .table_name(&store.names.messages_table)
             .index_name(BY_STATUS)
             .key_condition_expression("#st = :st AND #id < :ceiling")
-            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#st", STATUS_ATTR)
             .expression_attribute_names("#id", "id")
-            .expression_attribute_values(":st", s(Status::Created.as_str()))
+            .expression_attribute_values(":st", s(pk))
             .expression_attribute_values(":ceiling", s(&ceiling))
-            .scan_index_forward(true)
     };
-    let items = crate::codec::query_until(build, false, limit, None, "dynamodb query created messages").await?;
+    let listing = ShardedListing {
+        listing: "created",
+        pk_attr: STATUS_ATTR,
+        base: Status::Created.as_str(),
+        id_attr: "id",
+        sort_key: None,
+        valid_id: |id| MessageId::parse(id).is_ok(),
+        filtered: false,
+        order: Order::OldestFirst,
+        context: "dynamodb query created messages",
+    };
+    let (items, _) = listing.page(limit, None, build).await?;
     let mut outcome = CreatedSweep::default();
     for item in &items {
         let rec = match record_from_item(item) {
