@@ -18,6 +18,15 @@ use rez_core::routing::QueueName;
 use rez_testkit::FakeLambdaRuntime;
 use serde_json::json;
 
+/// The agent function's model settings as the template's defaults set them, with a daily
+/// cap (which needs the model's price at start-up). The record names no stored run, so no
+/// model is called.
+const AGENT_ENV: [(&str, &str); 3] = [
+    ("REZ_AGENT_PROVIDER", "bedrock"),
+    ("REZ_AGENT_MODEL", "us.anthropic.claude-haiku-4-5-20251001-v1:0"),
+    ("REZ_AGENT_DAILY_BUDGET_USD", "5"),
+];
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -32,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
     println!("binary: {bin} ({:.1} MB)", std::fs::metadata(&bin)?.len() as f64 / 1e6);
     println!("| function | init (start → first poll), median of {runs} | first event handled (start → response) |");
     println!("|---|---|---|");
-    for function in ["api", "processor", "webaction", "scheduler", "mcp", "sweeper"] {
+    for function in ["api", "processor", "webaction", "scheduler", "mcp", "sweeper", "agent"] {
         let mut init = Vec::new();
         let mut first = Vec::new();
         for _ in 0..runs {
@@ -50,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
                     let queue = match function {
                         "processor" => QueueName::Notifications,
                         "webaction" => QueueName::WebActions,
+                        "agent" => QueueName::AgentResponse,
                         _ => QueueName::ScheduleCreation,
                     };
                     let address = d.names.queue(queue).expect("queue");
@@ -64,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
             cmd.env_clear()
                 .env("AWS_LAMBDA_RUNTIME_API", runtime.runtime_api())
                 .envs(d.env(function))
+                .envs(AGENT_ENV.iter().filter(|_| function == "agent").copied())
                 .kill_on_drop(true);
             let started = Instant::now();
             let child = cmd.spawn()?;
