@@ -137,7 +137,9 @@ pub(crate) struct ShardedListing<'a> {
     pub valid_id: fn(&str) -> bool,
     /// Whether the query has a filter expression (see [`crate::codec::query_until`]).
     pub filtered: bool,
+    /// Which end the listing starts from; each partition is queried in that direction.
     pub order: Order,
+    /// Names the query in errors (e.g. `dynamodb query messages`).
     pub context: &'a str,
 }
 
