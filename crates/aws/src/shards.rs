@@ -176,48 +176,15 @@ impl ShardedListing<'_> {
             async move {
                 let query = || build(pk).scan_index_forward(forward);
                 let items = crate::codec::query_until(query, self.filtered, limit + 1, start, self.context).await?;
-                Ok::<_, StoreError>((pk.clone(), items))
+                let keyed = items
+                    .into_iter()
+                    .map(|item| Ok((get_s(&item, self.id_attr)?.to_owned(), item)))
+                    .collect::<StoreResult<Vec<_>>>()?;
+                Ok::<_, StoreError>((pk.clone(), keyed))
             }
         });
         let results = futures::future::try_join_all(queries).await?;
-        let mut fetched: Vec<(String, Item)> = Vec::new();
-        let mut exhausted: HashMap<String, usize> = HashMap::new();
-        for (pk, items) in results {
-            if items.len() <= limit {
-                exhausted.insert(pk.clone(), items.len());
-            }
-            fetched.extend(items.into_iter().map(|i| (pk.clone(), i)));
-        }
-        let mut keyed = fetched
-            .into_iter()
-            .map(|(pk, item)| Ok((get_s(&item, self.id_attr)?.to_owned(), pk, item)))
-            .collect::<StoreResult<Vec<_>>>()?;
-        if forward {
-            keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        } else {
-            keyed.sort_by(|a, b| b.0.cmp(&a.0));
-        }
-        let mut page = Vec::new();
-        let mut taken: HashMap<String, usize> = HashMap::new();
-        let mut last_id: Option<String> = None;
-        for (id, pk, item) in keyed {
-            if page.len() == limit && last_id.as_deref() != Some(id.as_str()) {
-                break;
-            }
-            *taken.entry(pk.clone()).or_default() += 1;
-            positions.insert(pk, Position::After(id.clone()));
-            // The same id in two partitions (an item moving from the legacy partition to
-            // its shard while being listed) is listed once.
-            if last_id.as_deref() != Some(id.as_str()) {
-                page.push(item);
-                last_id = Some(id);
-            }
-        }
-        for (pk, count) in exhausted {
-            if taken.get(&pk).copied().unwrap_or(0) == count {
-                positions.insert(pk, Position::Done);
-            }
-        }
+        let page = merge(&mut positions, results, limit, self.order);
         let next = if positions.values().all(|p| *p == Position::Done) {
             None
         } else {
@@ -242,6 +209,51 @@ impl ShardedListing<'_> {
             }
         }
     }
+}
+
+/// One page of a listing from what its partitions gave: each partition's items (id, item)
+/// in the listing's order, up to `limit + 1` after its position. Takes up to `limit`
+/// items in order, lists an id found in two partitions (an item moving from the legacy
+/// partition to its shard) once, and moves each partition's position past what was
+/// taken, or to `Done` when it gave everything it had and all of it was taken.
+fn merge<T>(
+    positions: &mut BTreeMap<String, Position>,
+    results: Vec<(String, Vec<(String, T)>)>,
+    limit: usize,
+    order: Order,
+) -> Vec<T> {
+    let mut exhausted: HashMap<String, usize> = HashMap::new();
+    let mut keyed: Vec<(String, String, T)> = Vec::new();
+    for (pk, items) in results {
+        if items.len() <= limit {
+            exhausted.insert(pk.clone(), items.len());
+        }
+        keyed.extend(items.into_iter().map(|(id, item)| (id, pk.clone(), item)));
+    }
+    match order {
+        Order::OldestFirst => keyed.sort_by(|a, b| a.0.cmp(&b.0)),
+        Order::NewestFirst => keyed.sort_by(|a, b| b.0.cmp(&a.0)),
+    }
+    let mut page = Vec::new();
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    let mut last_id: Option<String> = None;
+    for (id, pk, item) in keyed {
+        if page.len() == limit && last_id.as_deref() != Some(id.as_str()) {
+            break;
+        }
+        *taken.entry(pk.clone()).or_default() += 1;
+        positions.insert(pk, Position::After(id.clone()));
+        if last_id.as_deref() != Some(id.as_str()) {
+            page.push(item);
+            last_id = Some(id);
+        }
+    }
+    for (pk, count) in exhausted {
+        if taken.get(&pk).copied().unwrap_or(0) == count {
+            positions.insert(pk, Position::Done);
+        }
+    }
+    page
 }
 
 #[cfg(test)]
@@ -317,6 +329,68 @@ mod tests {
             let types =
                 rez_core::MessageType::ALL.into_iter().filter(|t| rez_core::routing::primary_queue(*t) == q).count();
             assert!(types * (SHARDS as usize + 1) <= 100, "{q}: {types} types");
+        }
+    }
+
+    /// A listing over partitions held in memory, queried as DynamoDB would: up to
+    /// `limit + 1` ids after the partition's position, in the listing's order.
+    fn list_in_memory(parts: &BTreeMap<String, Vec<String>>, limit: usize, order: Order) -> Vec<Vec<String>> {
+        let mut positions: BTreeMap<String, Position> = parts.keys().map(|pk| (pk.clone(), Position::Start)).collect();
+        let mut pages = Vec::new();
+        while !positions.values().all(|p| *p == Position::Done) {
+            assert!(pages.len() <= 1_000, "the listing does not advance");
+            let results = positions
+                .iter()
+                .filter(|(_, pos)| **pos != Position::Done)
+                .map(|(pk, pos)| {
+                    let mut ids = parts[pk].clone();
+                    ids.sort();
+                    if order == Order::NewestFirst {
+                        ids.reverse();
+                    }
+                    let after = |id: &String| match pos {
+                        Position::After(p) if order == Order::NewestFirst => id < p,
+                        Position::After(p) => id > p,
+                        Position::Start | Position::Done => true,
+                    };
+                    let got: Vec<(String, String)> =
+                        ids.into_iter().filter(after).take(limit + 1).map(|id| (id.clone(), id)).collect();
+                    (pk.clone(), got)
+                })
+                .collect();
+            pages.push(merge(&mut positions, results, limit, order));
+        }
+        pages
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_listing_yields_every_id_once_in_order(
+            placed in proptest::collection::btree_map(0u16..500, (0usize..=SHARDS as usize, proptest::bool::weighted(0.15)), 0..80),
+            limit in 1usize..12,
+            newest_first in proptest::bool::ANY,
+        ) {
+            let order = if newest_first { Order::NewestFirst } else { Order::OldestFirst };
+            let names = partitions("all");
+            let mut parts: BTreeMap<String, Vec<String>> = names.iter().map(|n| (n.clone(), Vec::new())).collect();
+            for (id, (part, also_legacy)) in &placed {
+                let id = format!("msg_{id:05}");
+                parts.get_mut(&names[*part]).expect("a partition").push(id.clone());
+                // An item caught moving from the legacy partition to its shard: in both.
+                if *also_legacy && *part != SHARDS as usize {
+                    parts.get_mut(LEGACY_PK).expect("the legacy partition").push(id);
+                }
+            }
+            let pages = list_in_memory(&parts, limit, order);
+            let mut want: Vec<String> = placed.keys().map(|id| format!("msg_{id:05}")).collect();
+            if order == Order::NewestFirst {
+                want.reverse();
+            }
+            proptest::prop_assert!(pages.iter().all(|p| p.len() <= limit));
+            // Every page but the last is full: a short page means the listing is done.
+            proptest::prop_assert!(pages.iter().rev().skip(1).all(|p| p.len() == limit), "{:?}", pages);
+            let got: Vec<String> = pages.into_iter().flatten().collect();
+            proptest::prop_assert_eq!(got, want);
         }
     }
 }
