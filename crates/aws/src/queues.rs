@@ -371,9 +371,12 @@ async fn oldest_age(store: &AwsStore, queue: QueueName) -> StoreResult<f64> {
             Ok::<_, StoreError>(items.first().and_then(|i| crate::codec::opt_s(i, "id")).map(str::to_owned))
         }
     };
-    let firsts =
-        futures::future::try_join_all([Status::Queued, Status::Processing, Status::Failed].map(oldest_of)).await?;
-    let Some(id) = firsts.into_iter().flatten().min().and_then(|o| MessageId::parse(&o).ok()) else {
+    // One status after another: each already queries its 9 partitions at once.
+    let mut firsts = Vec::new();
+    for status in [Status::Queued, Status::Processing, Status::Failed] {
+        firsts.extend(oldest_of(status).await?);
+    }
+    let Some(id) = firsts.into_iter().min().and_then(|o| MessageId::parse(&o).ok()) else {
         return Ok(0.0);
     };
     let now_ms = store.clock.now().timestamp_millis();
