@@ -110,7 +110,7 @@ impl Agent {
         };
         let started = steps.first().map_or(now, |s| s.at);
         let deadline = started + settings.run_timeout;
-        let mut o = Owned::new(ports, settings, model, run, attempt, steps, history, deadline);
+        let mut o = Owned { ports, settings, model, run, attempt, steps, history, deadline };
         self.resettle_last_turn(&o).await;
         tracing::info!(steps = o.steps.len(), turns = o.run.turns, "run claimed");
         self.take_steps(&mut o, last_try).await
@@ -585,22 +585,6 @@ impl Agent {
             }
         }
         outcome::after_end(&self.services, ports, current).await
-    }
-}
-
-impl<'a> Owned<'a> {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        ports: &'a AgentPorts,
-        settings: &'a AgentSettings,
-        model: &'a dyn ModelClient,
-        run: AgentRun,
-        attempt: AttemptId,
-        steps: Vec<Step>,
-        history: Vec<rez_core::agent::run::ChatExchange>,
-        deadline: Timestamp,
-    ) -> Self {
-        Self { ports, settings, model, run, attempt, steps, history, deadline }
     }
 }
 
