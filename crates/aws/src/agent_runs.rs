@@ -402,19 +402,10 @@ impl AgentStore for AwsStore {
         for _ in 0..MAX_RACES {
             let Some(item) = self.run_item(id).await? else { return Ok(RunClaim::NotFound) };
             let (run, rev) = run_of(&item)?;
-            if run.status.is_final() {
-                return Ok(RunClaim::Finished(run));
-            }
-            if let Some(lease) = &run.lease
-                && lease.attempt != *attempt
-                && lease.until > now
-            {
-                return Ok(RunClaim::Busy { until: lease.until });
-            }
-            let mut claimed = run.clone();
-            claimed.status = RunStatus::Running;
-            claimed.lease = Some(rez_core::agent::run::RunLease { attempt: attempt.clone(), until });
-            claimed.updated_at = now;
+            let claimed = match RunClaim::decide(run, attempt, now, until) {
+                RunClaim::Claimed(run) => run,
+                answer => return Ok(answer),
+            };
             // Not ended: every status `RunStatus::is_final` calls open.
             let open: Vec<(String, AttributeValue)> = RunStatus::ALL
                 .iter()

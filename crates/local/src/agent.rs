@@ -205,21 +205,13 @@ impl AgentStore for LocalStore {
         let (id, attempt) = (id.clone(), attempt.clone());
         self.db
             .write(move |ctx| {
-                let Some(mut run) = load_run(ctx.tx, id.as_str())? else { return Ok(RunClaim::NotFound) };
-                if run.status.is_final() {
-                    return Ok(RunClaim::Finished(run));
+                let Some(run) = load_run(ctx.tx, id.as_str())? else { return Ok(RunClaim::NotFound) };
+                let claim = RunClaim::decide(run, &attempt, now, until);
+                if let RunClaim::Claimed(run) = &claim {
+                    put_run(ctx.tx, run)?;
+                    tracing::debug!(run_id = %id, attempt = %attempt, "agent run claimed");
                 }
-                if let Some(lease) = lease_live(&run, now)
-                    && lease.attempt != attempt
-                {
-                    return Ok(RunClaim::Busy { until: lease.until });
-                }
-                run.status = RunStatus::Running;
-                run.lease = Some(RunLease { attempt: attempt.clone(), until });
-                run.updated_at = now;
-                put_run(ctx.tx, &run)?;
-                tracing::debug!(run_id = %id, attempt = %attempt, "agent run claimed");
-                Ok(RunClaim::Claimed(run))
+                Ok(claim)
             })
             .await
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::Usage;
 use super::money::Nanodollars;
-use super::run::{AgentRun, ChatExchange, ChatSession, RunStatus, Step, ToolOutcome};
+use super::run::{AgentRun, ChatExchange, ChatSession, RunLease, RunStatus, Step, ToolOutcome};
 use crate::id::{AttemptId, ChatSessionId, RunId, ScheduleId};
 use crate::ports::{Page, StoreResult};
 use crate::time::Timestamp;
@@ -37,6 +37,27 @@ pub enum RunClaim {
     /// The run has ended; nothing to do.
     Finished(AgentRun),
     NotFound,
+}
+
+impl RunClaim {
+    /// What claiming `run`, as stored, for `attempt` at `now` comes to; every adapter
+    /// decides with this inside its own conditional write. `Claimed` carries the run to
+    /// write: `running`, leased to `attempt` until `until`.
+    pub fn decide(mut run: AgentRun, attempt: &AttemptId, now: Timestamp, until: Timestamp) -> RunClaim {
+        if run.status.is_final() {
+            return RunClaim::Finished(run);
+        }
+        if let Some(lease) = &run.lease
+            && lease.attempt != *attempt
+            && lease.until > now
+        {
+            return RunClaim::Busy { until: lease.until };
+        }
+        run.status = RunStatus::Running;
+        run.lease = Some(RunLease { attempt: attempt.clone(), until });
+        run.updated_at = now;
+        RunClaim::Claimed(run)
+    }
 }
 
 /// Runs, their steps and chat sessions.
@@ -159,4 +180,39 @@ pub trait BudgetLedger: Send + Sync + 'static {
     async fn day(&self, day: NaiveDate) -> StoreResult<DayBudget>;
     /// Settled spend per day and model, for the days `from..=to`, by day then model.
     async fn spend(&self, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<ModelSpend>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::run::AgentRequest;
+    use crate::message::CreatedBy;
+
+    #[test]
+    fn a_claim_takes_an_open_run_unless_another_attempt_holds_it() {
+        let t0 = chrono::Utc::now();
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        let request =
+            AgentRequest::from_json(serde_json::json!({"prompt": "book"}).as_object().expect("an object"), "")
+                .expect("a request");
+        let run = AgentRun::new(RunId::new(t0), request, CreatedBy::Api, None, None, None, "anthropic", "m", t0);
+        let (me, other) = (AttemptId::new(t0), AttemptId::new(at(1)));
+
+        let RunClaim::Claimed(mine) = RunClaim::decide(run.clone(), &me, at(1), at(60)) else { panic!("claimed") };
+        assert_eq!(mine.status, RunStatus::Running);
+        assert_eq!(mine.lease, Some(RunLease { attempt: me.clone(), until: at(60) }));
+        assert_eq!(mine.updated_at, at(1));
+        // Another attempt while the lease is live: busy until its end; after it: taken over.
+        assert_eq!(RunClaim::decide(mine.clone(), &other, at(59), at(120)), RunClaim::Busy { until: at(60) });
+        let RunClaim::Claimed(taken) = RunClaim::decide(mine.clone(), &other, at(60), at(120)) else {
+            panic!("taken over")
+        };
+        assert_eq!(taken.lease.map(|l| l.attempt), Some(other));
+        // The owner renews its own live lease.
+        assert!(matches!(RunClaim::decide(mine.clone(), &me, at(30), at(90)), RunClaim::Claimed(_)));
+        // An ended run is answered as it is, whoever asks.
+        let mut ended = mine;
+        ended.status = RunStatus::Completed;
+        assert_eq!(RunClaim::decide(ended.clone(), &me, at(2), at(60)), RunClaim::Finished(ended));
+    }
 }
