@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod auth;
+pub mod backoff;
 pub mod booking;
 pub mod clock;
 pub mod error;

@@ -5,7 +5,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
@@ -40,20 +39,15 @@ impl RetryPolicy {
         Self { max_attempts: 1, ..Self::default() }
     }
 
-    /// The exponential delay before attempt `next_attempt` (2 = first retry), before jitter:
-    /// `base * 2^(next_attempt - 2)`, capped at `max_delay`.
+    /// The exponential delay before attempt `next_attempt` (2 = first retry), before jitter
+    /// (see [`rez_core::backoff`]).
     pub fn backoff(&self, next_attempt: u32) -> Duration {
-        let exp = next_attempt.saturating_sub(2).min(30);
-        self.base_delay.saturating_mul(1u32 << exp).min(self.max_delay)
+        rez_core::backoff::exponential(self.base_delay, self.max_delay, next_attempt)
     }
 
-    /// [`RetryPolicy::backoff`] with "equal jitter": uniformly within `[d/2, d]`, so
-    /// concurrent clients spread out but never retry immediately.
+    /// [`RetryPolicy::backoff`] with equal jitter: uniformly within `[d/2, d]`.
     pub fn backoff_with_jitter(&self, next_attempt: u32) -> Duration {
-        let d = self.backoff(next_attempt);
-        let half = d / 2;
-        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(if nanos == 0 { 0 } else { rand::rng().random_range(0..=nanos) })
+        rez_core::backoff::with_equal_jitter(self.backoff(next_attempt))
     }
 }
 

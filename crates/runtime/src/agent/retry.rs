@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use rand::Rng;
 use rez_core::agent::model::{ModelClient, ModelError, ModelRequest, ModelResponse};
 use tokio::time::Instant;
 
@@ -43,14 +42,10 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// The wait before attempt `next` (2 = the first retry) when the provider named none:
-    /// `base * 2^(next-2)` capped at `max_delay`, then "equal jitter" (uniform in
-    /// `[d/2, d]`) so concurrent runs spread out.
+    /// exponential from `base_delay`, capped at `max_delay`, with equal jitter (see
+    /// [`rez_core::backoff`]), so concurrent runs spread out.
     pub fn backoff(&self, next: u32) -> Duration {
-        let exp = next.saturating_sub(2).min(30);
-        let d = self.base_delay.saturating_mul(1u32 << exp).min(self.max_delay);
-        let half = d / 2;
-        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(if nanos == 0 { 0 } else { rand::rng().random_range(0..=nanos) })
+        rez_core::backoff::with_equal_jitter(rez_core::backoff::exponential(self.base_delay, self.max_delay, next))
     }
 }
 
