@@ -41,6 +41,51 @@ pub(crate) const STATUS_ATTR: &str = "status";
 /// The message's type, sharded: `notify#5`.
 pub(crate) const TYPE_ATTR: &str = "message_type";
 
+/// A listing of one status's partitions of `by-status`, by message id.
+pub(crate) fn status_listing(
+    listing: &'static str,
+    status: Status,
+    order: Order,
+    filtered: bool,
+    context: &'static str,
+) -> ShardedListing<'static> {
+    ShardedListing {
+        listing,
+        pk_attr: STATUS_ATTR,
+        base: status.as_str(),
+        id_attr: "id",
+        sort_key: None,
+        valid_id: |id| MessageId::parse(id).is_ok(),
+        filtered,
+        order,
+        context,
+    }
+}
+
+/// The query of one `by-status` partition (`pk`, see [`status_listing`]), with the ids
+/// below `id_below` only when given.
+pub(crate) fn status_query(
+    store: &AwsStore,
+    pk: &str,
+    id_below: Option<&str>,
+) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+    let q = store
+        .clients
+        .dynamodb
+        .query()
+        .table_name(&store.names.messages_table)
+        .index_name(BY_STATUS)
+        .expression_attribute_names("#st", STATUS_ATTR)
+        .expression_attribute_values(":st", s(pk));
+    match id_below {
+        None => q.key_condition_expression("#st = :st"),
+        Some(ceiling) => q
+            .key_condition_expression("#st = :st AND #id < :ceiling")
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_values(":ceiling", s(ceiling)),
+    }
+}
+
 /// How often a conditional write is retried after losing a race before giving up.
 const MAX_RACES: usize = 8;
 

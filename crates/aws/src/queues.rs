@@ -31,7 +31,9 @@ use crate::AwsStore;
 use crate::codec::s;
 use crate::config::QueueAddress;
 use crate::error::backend;
-use crate::messages::{BY_STATUS, DeadLetterInfo, Record, STATUS_ATTR, TYPE_ATTR, modify, record_from_item, restore};
+use crate::messages::{
+    DeadLetterInfo, Record, TYPE_ATTR, modify, record_from_item, restore, status_listing, status_query,
+};
 use crate::shards::{Order, ShardedListing, in_any_partition};
 
 /// Longest visibility timeout SQS accepts (12 h).
@@ -340,33 +342,15 @@ async fn oldest_age(store: &AwsStore, queue: QueueName) -> StoreResult<f64> {
         let (filter, operands) = (&filter, &operands);
         async move {
             let build = |pk: &str| {
-                let mut q = store
-                    .clients
-                    .dynamodb
-                    .query()
-                    .table_name(&store.names.messages_table)
-                    .index_name(BY_STATUS)
-                    .key_condition_expression("#st = :st")
+                let mut q = status_query(store, pk, None)
                     .filter_expression(filter)
-                    .expression_attribute_names("#st", STATUS_ATTR)
-                    .expression_attribute_names("#mt", TYPE_ATTR)
-                    .expression_attribute_values(":st", s(pk));
+                    .expression_attribute_names("#mt", TYPE_ATTR);
                 for (placeholder, value) in operands {
                     q = q.expression_attribute_values(placeholder, s(value));
                 }
                 q
             };
-            let listing = ShardedListing {
-                listing: "oldest",
-                pk_attr: STATUS_ATTR,
-                base: status.as_str(),
-                id_attr: "id",
-                sort_key: None,
-                valid_id: |id| MessageId::parse(id).is_ok(),
-                filtered: true,
-                order: Order::OldestFirst,
-                context: "dynamodb query oldest",
-            };
+            let listing = status_listing("oldest", status, Order::OldestFirst, true, "dynamodb query oldest");
             let (items, _) = listing.page(1, None, build).await?;
             Ok::<_, StoreError>(items.first().and_then(|i| crate::codec::opt_s(i, "id")).map(str::to_owned))
         }
@@ -387,17 +371,7 @@ async fn oldest_age(store: &AwsStore, queue: QueueName) -> StoreResult<f64> {
 /// The listing of dead letters, newest first: the `dead_lettered` partitions of
 /// `by-status`, filtered on the dead-letter record (see [`dead_letter_query`]).
 fn dead_letter_listing() -> ShardedListing<'static> {
-    ShardedListing {
-        listing: "dead-letters",
-        pk_attr: STATUS_ATTR,
-        base: Status::DeadLettered.as_str(),
-        id_attr: "id",
-        sort_key: None,
-        valid_id: |id| MessageId::parse(id).is_ok(),
-        filtered: true,
-        order: Order::NewestFirst,
-        context: "dynamodb query dead letters",
-    }
+    status_listing("dead-letters", Status::DeadLettered, Order::NewestFirst, true, "dynamodb query dead letters")
 }
 
 /// The query of one `dead_lettered` partition (see [`dead_letter_listing`]), of the
@@ -407,22 +381,11 @@ fn dead_letter_query(
     queue: Option<QueueName>,
     pk: &str,
 ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
-    let filter = if queue.is_some() { "#dlq = :q" } else { "attribute_exists(#dlq)" };
-    let mut q = store
-        .clients
-        .dynamodb
-        .query()
-        .table_name(&store.names.messages_table)
-        .index_name(BY_STATUS)
-        .key_condition_expression("#st = :st")
-        .filter_expression(filter)
-        .expression_attribute_names("#st", STATUS_ATTR)
-        .expression_attribute_names("#dlq", "dlq")
-        .expression_attribute_values(":st", s(pk));
-    if let Some(qn) = queue {
-        q = q.expression_attribute_values(":q", s(qn.as_str()));
+    let q = status_query(store, pk, None).expression_attribute_names("#dlq", "dlq");
+    match queue {
+        None => q.filter_expression("attribute_exists(#dlq)"),
+        Some(qn) => q.filter_expression("#dlq = :q").expression_attribute_values(":q", s(qn.as_str())),
     }
-    q
 }
 
 fn dead_letter_of(item: &crate::codec::Item) -> StoreResult<DeadLetter> {

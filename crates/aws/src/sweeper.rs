@@ -15,10 +15,11 @@ use rez_core::routing::primary_queue;
 use rez_core::status::Status;
 
 use crate::AwsStore;
-use crate::codec::s;
-use crate::messages::{BY_STATUS, DeadLetterInfo, STATUS_ATTR, modify, publish_and_mark_queued, record_from_item};
+use crate::messages::{
+    DeadLetterInfo, modify, publish_and_mark_queued, record_from_item, status_listing, status_query,
+};
 use crate::publish_refusal::PublishError;
-use crate::shards::{Order, ShardedListing};
+use crate::shards::Order;
 
 /// What one [`sweep_created`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -39,30 +40,9 @@ pub async fn sweep_created(store: &AwsStore, older_than: chrono::Duration, limit
     let cutoff = store.clock.now() - older_than;
     // Every id minted before the cutoff sorts below this one.
     let ceiling = MessageId::new(cutoff).as_str()[..MessageId::PREFIX.len() + 11].to_owned();
-    let build = |pk: &str| {
-        store
-            .clients
-            .dynamodb
-            .query()
-            .table_name(&store.names.messages_table)
-            .index_name(BY_STATUS)
-            .key_condition_expression("#st = :st AND #id < :ceiling")
-            .expression_attribute_names("#st", STATUS_ATTR)
-            .expression_attribute_names("#id", "id")
-            .expression_attribute_values(":st", s(pk))
-            .expression_attribute_values(":ceiling", s(&ceiling))
-    };
-    let listing = ShardedListing {
-        listing: "created",
-        pk_attr: STATUS_ATTR,
-        base: Status::Created.as_str(),
-        id_attr: "id",
-        sort_key: None,
-        valid_id: |id| MessageId::parse(id).is_ok(),
-        filtered: false,
-        order: Order::OldestFirst,
-        context: "dynamodb query created messages",
-    };
+    let listing =
+        status_listing("created", Status::Created, Order::OldestFirst, false, "dynamodb query created messages");
+    let build = |pk: &str| status_query(store, pk, Some(&ceiling));
     let (items, _) = listing.page(limit, None, build).await?;
     let mut outcome = CreatedSweep::default();
     for item in &items {
