@@ -45,7 +45,7 @@ use rez_core::time::Timestamp;
 use crate::AwsStore;
 use crate::codec::{DOC, Item, doc, from_doc, get_s, n, opt_n, opt_s, s};
 use crate::error::backend;
-use crate::shards::{LEGACY_PK, LIST_PK_ATTR, Order, ShardedListing, list_pk};
+use crate::shards::{IndexQuery, LEGACY_PK, LIST_PK_ATTR, Order, ShardedListing, list_pk};
 use crate::transact::{Transacted, build_error, transact};
 
 /// The `by-all` index of the agent-runs table.
@@ -344,50 +344,27 @@ impl AgentStore for AwsStore {
 
     async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Page<AgentRun>> {
         let limit = filter.limit.clamp(1, 100);
-        let mut conditions = Vec::new();
-        let mut names: HashMap<String, String> = HashMap::from([("#pk".to_owned(), LIST_PK_ATTR.to_owned())]);
-        let mut values: HashMap<String, AttributeValue> = HashMap::new();
+        let mut query = IndexQuery::new(self.agent_runs(), BY_ALL, LIST_PK_ATTR);
         if let Some(status) = filter.status {
-            conditions.push("#status = :status");
-            names.insert("#status".into(), "status".into());
-            values.insert(":status".into(), status_of(status));
+            query.filter_eq("status", status_of(status));
         }
         if let Some(id) = &filter.schedule_id {
-            conditions.push("#schedule = :schedule");
-            names.insert("#schedule".into(), "schedule_id".into());
-            values.insert(":schedule".into(), s(id.as_str()));
+            query.filter_eq("schedule_id", s(id.as_str()));
         }
         if let Some(id) = &filter.session_id {
-            conditions.push("#session = :session");
-            names.insert("#session".into(), "session_id".into());
-            values.insert(":session".into(), s(id.as_str()));
+            query.filter_eq("session_id", s(id.as_str()));
         }
-        let filter_expr = (!conditions.is_empty()).then(|| conditions.join(" AND "));
-        let query = |pk: &str| {
-            let mut values = values.clone();
-            values.insert(":pk".into(), s(pk));
-            self.clients
-                .dynamodb
-                .query()
-                .table_name(self.agent_runs())
-                .index_name(BY_ALL)
-                .key_condition_expression("#pk = :pk")
-                .set_filter_expression(filter_expr.clone())
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values(Some(values))
-        };
         let listing = ShardedListing {
             listing: "agent-runs",
-            pk_attr: LIST_PK_ATTR,
+            query,
             base: LEGACY_PK,
             id_attr: "pk",
             sort_key: Some(("sk", RUN_SK)),
             valid_id: |id| RunId::parse(id).is_ok(),
-            filtered: filter_expr.is_some(),
             order: Order::NewestFirst,
             context: "dynamodb query agent runs",
         };
-        let (items, next_cursor) = listing.page(limit, filter.cursor.as_deref(), query).await?;
+        let (items, next_cursor) = listing.page(&self.clients.dynamodb, limit, filter.cursor.as_deref()).await?;
         let items = items.iter().map(|i| run_of(i).map(|(r, _)| r)).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page { items, next_cursor })
     }

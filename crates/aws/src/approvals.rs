@@ -34,7 +34,7 @@ use rez_core::time::Timestamp;
 use crate::AwsStore;
 use crate::codec::{DOC, Item, doc, from_doc, get_s, n, opt_n, opt_s, s};
 use crate::error::backend;
-use crate::shards::{LEGACY_PK, LIST_PK_ATTR, Order, ShardedListing, list_pk};
+use crate::shards::{IndexQuery, LEGACY_PK, LIST_PK_ATTR, Order, ShardedListing, list_pk};
 use crate::transact::{Transacted, build_error, transact};
 
 /// The `by-all` index of the approvals table.
@@ -289,45 +289,24 @@ impl ApprovalStore for AwsStore {
 
     async fn list_approvals(&self, filter: &ApprovalFilter) -> StoreResult<Page<Approval>> {
         let limit = filter.limit.clamp(1, 100);
-        let mut conditions = Vec::new();
-        let mut names: HashMap<String, String> = HashMap::from([("#pk".to_owned(), LIST_PK_ATTR.to_owned())]);
-        let mut values: HashMap<String, AttributeValue> = HashMap::new();
+        let mut query = IndexQuery::new(self.approvals(), BY_ALL, LIST_PK_ATTR);
         if let Some(state) = filter.state {
-            conditions.push("#state = :state");
-            names.insert("#state".into(), STATE.into());
-            values.insert(":state".into(), s(state.as_str()));
+            query.filter_eq(STATE, s(state.as_str()));
         }
         if let Some(run) = &filter.run_id {
-            conditions.push("#run = :run");
-            names.insert("#run".into(), RUN_ID.into());
-            values.insert(":run".into(), s(run.as_str()));
+            query.filter_eq(RUN_ID, s(run.as_str()));
         }
-        let filter_expr = (!conditions.is_empty()).then(|| conditions.join(" AND "));
-        let query = |pk: &str| {
-            let mut values = values.clone();
-            values.insert(":pk".into(), s(pk));
-            self.clients
-                .dynamodb
-                .query()
-                .table_name(self.approvals())
-                .index_name(BY_ALL)
-                .key_condition_expression("#pk = :pk")
-                .set_filter_expression(filter_expr.clone())
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values(Some(values))
-        };
         let listing = ShardedListing {
             listing: "approvals",
-            pk_attr: LIST_PK_ATTR,
+            query,
             base: LEGACY_PK,
             id_attr: "pk",
             sort_key: None,
             valid_id: |id| ApprovalId::parse(id).is_ok(),
-            filtered: filter_expr.is_some(),
             order: Order::NewestFirst,
             context: "dynamodb query approvals",
         };
-        let (items, next_cursor) = listing.page(limit, filter.cursor.as_deref(), query).await?;
+        let (items, next_cursor) = listing.page(&self.clients.dynamodb, limit, filter.cursor.as_deref()).await?;
         let items = items.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page { items, next_cursor })
     }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::AwsStore;
 use crate::codec::{DOC, Item, doc, from_doc, n, opt_n, s};
 use crate::error::backend;
-use crate::shards::{LEGACY_PK, LIST_PK_ATTR, Order, ShardedListing, list_pk, sharded};
+use crate::shards::{IndexQuery, LEGACY_PK, LIST_PK_ATTR, Order, ShardedListing, list_pk, sharded};
 
 /// The inbox's GSIs, each partitioned by a key sharded by message id (see
 /// [`crate::shards`]): `by-state` by [`STATE_ATTR`], `by-all` by `list_pk`.
@@ -203,28 +203,17 @@ impl Inbox for AwsStore {
             None => ("inbox", BY_ALL, LIST_PK_ATTR, LEGACY_PK),
             Some(st) => ("inbox-by-state", BY_STATE, STATE_ATTR, state_str(st)),
         };
-        let query = |pk: &str| {
-            self.clients
-                .dynamodb
-                .query()
-                .table_name(&self.names.inbox_table)
-                .index_name(index)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", pk_attr)
-                .expression_attribute_values(":pk", s(pk))
-        };
         let listing = ShardedListing {
             listing,
-            pk_attr,
+            query: IndexQuery::new(&self.names.inbox_table, index, pk_attr),
             base,
             id_attr: "message_id",
             sort_key: None,
             valid_id: |id| MessageId::parse(id).is_ok(),
-            filtered: false,
             order: Order::NewestFirst,
             context: "dynamodb query inbox",
         };
-        let (items, next_cursor) = listing.page(limit, cursor.as_deref(), query).await?;
+        let (items, next_cursor) = listing.page(&self.clients.dynamodb, limit, cursor.as_deref()).await?;
         let items = items.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page { items, next_cursor })
     }

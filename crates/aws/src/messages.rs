@@ -27,7 +27,7 @@ use crate::AwsStore;
 use crate::codec::{DOC, Item, doc, from_doc, get_s, n, opt_n, opt_s, s};
 use crate::error::backend;
 use crate::publish_refusal::{Attribute, PublishError, oversize_reason, permanent_refusal, publish_size};
-use crate::shards::{LEGACY_PK, LIST_PK_ATTR, Order, ShardedListing, in_any_partition, list_pk, sharded};
+use crate::shards::{IndexQuery, LEGACY_PK, LIST_PK_ATTR, Order, ShardedListing, in_any_partition, list_pk, sharded};
 
 /// GSIs of the messages table (see `deploy/template.yaml`). Each is partitioned by a
 /// sharded key attribute (`<value>#<shard>`, the shard from the message id, see
@@ -41,49 +41,30 @@ pub(crate) const STATUS_ATTR: &str = "status";
 /// The message's type, sharded: `notify#5`.
 pub(crate) const TYPE_ATTR: &str = "message_type";
 
-/// A listing of one status's partitions of `by-status`, by message id.
+/// A listing of one status's partitions of `by-status`, by message id, asking each
+/// partition `query` (see [`status_query`]).
 pub(crate) fn status_listing(
     listing: &'static str,
     status: Status,
+    query: IndexQuery,
     order: Order,
-    filtered: bool,
     context: &'static str,
 ) -> ShardedListing<'static> {
     ShardedListing {
         listing,
-        pk_attr: STATUS_ATTR,
+        query,
         base: status.as_str(),
         id_attr: "id",
         sort_key: None,
         valid_id: |id| MessageId::parse(id).is_ok(),
-        filtered,
         order,
         context,
     }
 }
 
-/// The query of one `by-status` partition (`pk`, see [`status_listing`]), with the ids
-/// below `id_below` only when given.
-pub(crate) fn status_query(
-    store: &AwsStore,
-    pk: &str,
-    id_below: Option<&str>,
-) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
-    let q = store
-        .clients
-        .dynamodb
-        .query()
-        .table_name(&store.names.messages_table)
-        .index_name(BY_STATUS)
-        .expression_attribute_names("#st", STATUS_ATTR)
-        .expression_attribute_values(":st", s(pk));
-    match id_below {
-        None => q.key_condition_expression("#st = :st"),
-        Some(ceiling) => q
-            .key_condition_expression("#st = :st AND #id < :ceiling")
-            .expression_attribute_names("#id", "id")
-            .expression_attribute_values(":ceiling", s(ceiling)),
-    }
+/// The query of a `by-status` partition of the messages table, to narrow or filter.
+pub(crate) fn status_query(store: &AwsStore) -> IndexQuery {
+    IndexQuery::new(&store.names.messages_table, BY_STATUS, STATUS_ATTR)
 }
 
 /// How often a conditional write is retried after losing a race before giving up.
@@ -446,9 +427,7 @@ impl MessageStore for AwsStore {
             (None, Some(t)) => ("messages-by-type", BY_TYPE, TYPE_ATTR, t.as_str()),
             (None, None) => ("messages", BY_ALL, LIST_PK_ATTR, LEGACY_PK),
         };
-        let mut names = HashMap::from([("#pk".to_owned(), pk_attr.to_owned())]);
-        let mut values: Item = HashMap::new();
-        let mut key_cond = "#pk = :pk".to_owned();
+        let mut query = IndexQuery::new(&self.names.messages_table, index, pk_attr);
         let lo = f.created_after.map(id_floor);
         let hi = match f.created_before {
             None => None,
@@ -457,71 +436,39 @@ impl MessageStore for AwsStore {
                 None => return Ok(Page { items: Vec::new(), next_cursor: None }),
             },
         };
+        let id = [("#id", "id")];
         match (lo, hi) {
             (Some(lo), Some(hi)) => {
                 if lo > hi {
                     return Ok(Page { items: Vec::new(), next_cursor: None });
                 }
-                key_cond.push_str(" AND #id BETWEEN :lo AND :hi");
-                values.insert(":lo".into(), s(&lo));
-                values.insert(":hi".into(), s(&hi));
+                query.key("#id BETWEEN :lo AND :hi", &id, vec![(":lo".into(), s(&lo)), (":hi".into(), s(&hi))]);
             }
-            (Some(lo), None) => {
-                key_cond.push_str(" AND #id >= :lo");
-                values.insert(":lo".into(), s(&lo));
-            }
-            (None, Some(hi)) => {
-                key_cond.push_str(" AND #id <= :hi");
-                values.insert(":hi".into(), s(&hi));
-            }
+            (Some(lo), None) => query.key("#id >= :lo", &id, vec![(":lo".into(), s(&lo))]),
+            (None, Some(hi)) => query.key("#id <= :hi", &id, vec![(":hi".into(), s(&hi))]),
             (None, None) => {}
         }
-        if key_cond.contains("#id") {
-            names.insert("#id".into(), "id".into());
-        }
-        let mut filters = Vec::new();
         if let (Some(_), Some(t)) = (f.status, f.message_type) {
             let (condition, operands) = in_any_partition("#mt", "mt", &[t.as_str()]);
-            filters.push(condition);
-            names.insert("#mt".into(), TYPE_ATTR.into());
-            values.extend(operands.into_iter().map(|(k, v)| (k, s(&v))));
+            query.filter(&condition, &[("#mt", TYPE_ATTR)], operands);
         }
         if let Some(st) = f.stage {
-            filters.push("#stage = :stage".to_owned());
-            names.insert("#stage".into(), "stage".into());
-            values.insert(":stage".into(), s(st.as_str()));
+            query.filter_eq("stage", s(st.as_str()));
         }
         if let Some(by) = f.created_by {
-            filters.push("#by = :by".to_owned());
-            names.insert("#by".into(), "created_by".into());
-            values.insert(":by".into(), s(by.as_str()));
+            query.filter_eq("created_by", s(by.as_str()));
         }
-        let filter = (!filters.is_empty()).then(|| filters.join(" AND "));
-        let query = |pk_value: &str| {
-            let mut values = values.clone();
-            values.insert(":pk".into(), s(pk_value));
-            self.clients
-                .dynamodb
-                .query()
-                .table_name(&self.names.messages_table)
-                .index_name(index)
-                .key_condition_expression(&key_cond)
-                .set_filter_expression(filter.clone())
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values(Some(values))
-        };
         let listing = ShardedListing {
             listing,
-            pk_attr,
+            query,
             base,
             id_attr: "id",
             sort_key: None,
             valid_id: |id| MessageId::parse(id).is_ok(),
-            filtered: filter.is_some(),
             order: Order::NewestFirst,
             context: "dynamodb query messages",
         };
-        let (items, next_cursor) = listing.page(limit, f.cursor.as_deref(), query).await?;
+        let (items, next_cursor) = listing.page(&self.clients.dynamodb, limit, f.cursor.as_deref()).await?;
         let items = items.iter().map(|i| record_from_item(i).map(|r| r.message)).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page { items, next_cursor })
     }

@@ -338,27 +338,14 @@ async fn oldest_age(store: &AwsStore, queue: QueueName) -> StoreResult<f64> {
         return Ok(0.0);
     }
     let (filter, operands) = in_any_partition("#mt", "t", &types);
-    let oldest_of = |status: Status| {
-        let (filter, operands) = (&filter, &operands);
-        async move {
-            let build = |pk: &str| {
-                let mut q = status_query(store, pk, None)
-                    .filter_expression(filter)
-                    .expression_attribute_names("#mt", TYPE_ATTR);
-                for (placeholder, value) in operands {
-                    q = q.expression_attribute_values(placeholder, s(value));
-                }
-                q
-            };
-            let listing = status_listing("oldest", status, Order::OldestFirst, true, "dynamodb query oldest");
-            let (items, _) = listing.page(1, None, build).await?;
-            Ok::<_, StoreError>(items.first().and_then(|i| crate::codec::opt_s(i, "id")).map(str::to_owned))
-        }
-    };
-    // One status after another: each already queries its 9 partitions at once.
+    let mut query = status_query(store);
+    query.filter(&filter, &[("#mt", TYPE_ATTR)], operands);
+    // One status after another: each queries its 9 partitions at once.
     let mut firsts = Vec::new();
     for status in [Status::Queued, Status::Processing, Status::Failed] {
-        firsts.extend(oldest_of(status).await?);
+        let listing = status_listing("oldest", status, query.clone(), Order::OldestFirst, "dynamodb query oldest");
+        let (items, _) = listing.page(&store.clients.dynamodb, 1, None).await?;
+        firsts.extend(items.first().and_then(|i| crate::codec::opt_s(i, "id")).map(str::to_owned));
     }
     let Some(id) = firsts.into_iter().min().and_then(|o| MessageId::parse(&o).ok()) else {
         return Ok(0.0);
@@ -368,24 +355,15 @@ async fn oldest_age(store: &AwsStore, queue: QueueName) -> StoreResult<f64> {
     Ok((now_ms - created_ms).max(0) as f64 / 1000.0)
 }
 
-/// The listing of dead letters, newest first: the `dead_lettered` partitions of
-/// `by-status`, filtered on the dead-letter record (see [`dead_letter_query`]).
-fn dead_letter_listing() -> ShardedListing<'static> {
-    status_listing("dead-letters", Status::DeadLettered, Order::NewestFirst, true, "dynamodb query dead letters")
-}
-
-/// The query of one `dead_lettered` partition (see [`dead_letter_listing`]), of the
-/// dead letters of one source queue or of every queue.
-fn dead_letter_query(
-    store: &AwsStore,
-    queue: Option<QueueName>,
-    pk: &str,
-) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
-    let q = status_query(store, pk, None).expression_attribute_names("#dlq", "dlq");
+/// The listing of dead letters, newest first, of one source queue or of every queue: the
+/// `dead_lettered` partitions of `by-status`, filtered on the dead-letter record.
+fn dead_letter_listing(store: &AwsStore, queue: Option<QueueName>) -> ShardedListing<'static> {
+    let mut query = status_query(store);
     match queue {
-        None => q.filter_expression("attribute_exists(#dlq)"),
-        Some(qn) => q.filter_expression("#dlq = :q").expression_attribute_values(":q", s(qn.as_str())),
+        None => query.filter("attribute_exists(#dlq)", &[("#dlq", "dlq")], Vec::new()),
+        Some(q) => query.filter("#dlq = :q", &[("#dlq", "dlq")], vec![(":q".into(), s(q.as_str()))]),
     }
+    status_listing("dead-letters", Status::DeadLettered, query, Order::NewestFirst, "dynamodb query dead letters")
 }
 
 fn dead_letter_of(item: &crate::codec::Item) -> StoreResult<DeadLetter> {
@@ -648,7 +626,7 @@ impl Queues for AwsStore {
     ) -> StoreResult<Page<DeadLetter>> {
         let limit = limit.clamp(1, 100);
         let (items, next_cursor) =
-            dead_letter_listing().page(limit, cursor.as_deref(), |pk| dead_letter_query(self, queue, pk)).await?;
+            dead_letter_listing(self, queue).page(&self.clients.dynamodb, limit, cursor.as_deref()).await?;
         let items = items.iter().map(dead_letter_of).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page { items, next_cursor })
     }
@@ -661,8 +639,8 @@ impl Queues for AwsStore {
                     RedriveSelector::Queue(q) => Some(*q),
                     _ => None,
                 };
-                dead_letter_listing()
-                    .all(|pk| dead_letter_query(self, queue, pk))
+                dead_letter_listing(self, queue)
+                    .all(&self.clients.dynamodb)
                     .await?
                     .iter()
                     .map(|i| record_from_item(i).map(|r| r.message.id))

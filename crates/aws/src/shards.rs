@@ -14,9 +14,14 @@
 //!
 //! The cursor stays opaque: base64 JSON of the listing's name and each partition's
 //! position (not started, after an id, or done).
+//!
+//! A listing is a [`ShardedListing`] asking each partition one [`IndexQuery`]: the key
+//! condition on the partition (narrowed on the id where asked) and the filter's
+//! conditions, with the names and values they use.
 
 use std::collections::{BTreeMap, HashMap};
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rez_core::ports::{StoreError, StoreResult};
@@ -62,11 +67,91 @@ pub fn partitions(base: &str) -> Vec<String> {
 /// A filter condition "the sharded attribute `#name` holds one of `bases`": `#name IN
 /// (:p0, :p1, ...)` over every partition of each base, and the values it names. DynamoDB
 /// takes at most 100 operands in one `IN`.
-pub(crate) fn in_any_partition(name: &str, placeholder: &str, bases: &[&str]) -> (String, Vec<(String, String)>) {
-    let values: Vec<(String, String)> =
-        bases.iter().flat_map(|b| partitions(b)).enumerate().map(|(i, v)| (format!(":{placeholder}{i}"), v)).collect();
+pub(crate) fn in_any_partition(
+    name: &str,
+    placeholder: &str,
+    bases: &[&str],
+) -> (String, Vec<(String, AttributeValue)>) {
+    let values: Vec<(String, AttributeValue)> = bases
+        .iter()
+        .flat_map(|b| partitions(b))
+        .enumerate()
+        .map(|(i, v)| (format!(":{placeholder}{i}"), AttributeValue::S(v)))
+        .collect();
     let list: Vec<&str> = values.iter().map(|(k, _)| k.as_str()).collect();
     (format!("{name} IN ({})", list.join(", ")), values)
+}
+
+/// The query a listing runs on each of its partitions: table and index, the key condition
+/// (`#pk = :pk`, narrowed on the sort key where asked) and the filter's conditions, with
+/// the names and values they use.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexQuery {
+    table: String,
+    index: &'static str,
+    pk_attr: String,
+    key_condition: String,
+    filters: Vec<String>,
+    names: HashMap<String, String>,
+    values: Item,
+}
+
+impl IndexQuery {
+    pub(crate) fn new(table: &str, index: &'static str, pk_attr: &str) -> Self {
+        Self {
+            table: table.to_owned(),
+            index,
+            pk_attr: pk_attr.to_owned(),
+            key_condition: "#pk = :pk".to_owned(),
+            filters: Vec::new(),
+            names: HashMap::from([("#pk".to_owned(), pk_attr.to_owned())]),
+            values: Item::new(),
+        }
+    }
+
+    /// Narrow the key condition: `condition` is ANDed to it.
+    pub(crate) fn key(&mut self, condition: &str, names: &[(&str, &str)], values: Vec<(String, AttributeValue)>) {
+        self.key_condition.push_str(" AND ");
+        self.key_condition.push_str(condition);
+        self.names.extend(names.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        self.values.extend(values);
+    }
+
+    /// Add a filter condition; the conditions are ANDed.
+    pub(crate) fn filter(&mut self, condition: &str, names: &[(&str, &str)], values: Vec<(String, AttributeValue)>) {
+        self.filters.push(condition.to_owned());
+        self.names.extend(names.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        self.values.extend(values);
+    }
+
+    /// Filter on `attr = value` (as `#attr = :attr`).
+    pub(crate) fn filter_eq(&mut self, attr: &str, value: AttributeValue) {
+        let (name, placeholder) = (format!("#{attr}"), format!(":{attr}"));
+        self.filter(&format!("{name} = {placeholder}"), &[(&name, attr)], vec![(placeholder, value)]);
+    }
+
+    /// Whether the query has a filter expression (see [`crate::codec::query_until`]).
+    pub(crate) fn filtered(&self) -> bool {
+        !self.filters.is_empty()
+    }
+
+    /// The query of partition `pk`, without `ExclusiveStartKey`, `Limit` and direction.
+    pub(crate) fn partition(
+        &self,
+        dynamodb: &aws_sdk_dynamodb::Client,
+        pk: &str,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        let mut values = self.values.clone();
+        values.insert(":pk".to_owned(), s(pk));
+        dynamodb
+            .query()
+            .table_name(&self.table)
+            .index_name(self.index)
+            .key_condition_expression(&self.key_condition)
+            .set_filter_expression(self.filtered().then(|| self.filters.join(" AND ")))
+            .set_expression_attribute_names(Some(self.names.clone()))
+            .set_expression_attribute_values(Some(values))
+    }
 }
 
 /// Where a listing stands in one partition.
@@ -124,8 +209,8 @@ pub(crate) enum Order {
 pub(crate) struct ShardedListing<'a> {
     /// Names the listing inside its cursors (e.g. `messages`).
     pub listing: &'a str,
-    /// The index's partition key attribute (`list_pk`, `status`, ...).
-    pub pk_attr: &'a str,
+    /// What is asked of each partition.
+    pub query: IndexQuery,
     /// The value listed, before sharding (`all`, `queued`, ...).
     pub base: &'a str,
     /// The table's hash key, which is also the index's sort key.
@@ -135,8 +220,6 @@ pub(crate) struct ShardedListing<'a> {
     pub sort_key: Option<(&'a str, &'a str)>,
     /// Whether a cursor's id is one this listing could have written.
     pub valid_id: fn(&str) -> bool,
-    /// Whether the query has a filter expression (see [`crate::codec::query_until`]).
-    pub filtered: bool,
     /// Which end the listing starts from; each partition is queried in that direction.
     pub order: Order,
     /// Names the query in errors (e.g. `dynamodb query messages`).
@@ -145,28 +228,26 @@ pub(crate) struct ShardedListing<'a> {
 
 impl ShardedListing<'_> {
     /// Up to `limit` items across every partition in the listing's order, and the cursor
-    /// of the rest. `build(pk)` is the query of one partition (key condition on `:pk`,
-    /// index) without `ExclusiveStartKey`, `Limit` and direction. The partitions are
-    /// queried concurrently.
+    /// of the rest. The partitions are queried concurrently.
     pub(crate) async fn page(
         &self,
+        dynamodb: &aws_sdk_dynamodb::Client,
         limit: usize,
         cursor: Option<&str>,
-        build: impl Fn(&str) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
     ) -> StoreResult<(Vec<Item>, Option<String>)> {
         let mut positions = match cursor {
             None => partitions(self.base).into_iter().map(|pk| (pk, Position::Start)).collect(),
             Some(c) => decode(c, self.listing, self.base, self.valid_id)?,
         };
         let forward = self.order == Order::OldestFirst;
-        let build = &build;
         // Each partition gives up to `limit + 1` items: its share of the page and whether
         // it has more.
         let queries = positions.iter().filter(|(_, pos)| **pos != Position::Done).map(|(pk, pos)| {
             let start = match pos {
                 Position::Start | Position::Done => None,
                 Position::After(id) => {
-                    let mut key = HashMap::from([(self.id_attr.to_owned(), s(id)), (self.pk_attr.to_owned(), s(pk))]);
+                    let mut key =
+                        HashMap::from([(self.id_attr.to_owned(), s(id)), (self.query.pk_attr.clone(), s(pk))]);
                     if let Some((attr, value)) = self.sort_key {
                         key.insert(attr.to_owned(), s(value));
                     }
@@ -174,8 +255,9 @@ impl ShardedListing<'_> {
                 }
             };
             async move {
-                let query = || build(pk).scan_index_forward(forward);
-                let items = crate::codec::query_until(query, self.filtered, limit + 1, start, self.context).await?;
+                let query = || self.query.partition(dynamodb, pk).scan_index_forward(forward);
+                let filtered = self.query.filtered();
+                let items = crate::codec::query_until(query, filtered, limit + 1, start, self.context).await?;
                 let keyed = items
                     .into_iter()
                     .map(|item| Ok((get_s(&item, self.id_attr)?.to_owned(), item)))
@@ -194,14 +276,11 @@ impl ShardedListing<'_> {
     }
 
     /// Every item of the listing, in its order, read page after page.
-    pub(crate) async fn all(
-        &self,
-        build: impl Fn(&str) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
-    ) -> StoreResult<Vec<Item>> {
+    pub(crate) async fn all(&self, dynamodb: &aws_sdk_dynamodb::Client) -> StoreResult<Vec<Item>> {
         let mut out = Vec::new();
         let mut cursor = None;
         loop {
-            let (items, next) = self.page(100, cursor.as_deref(), &build).await?;
+            let (items, next) = self.page(dynamodb, 100, cursor.as_deref()).await?;
             out.extend(items);
             match next {
                 Some(c) => cursor = Some(c),
@@ -316,7 +395,7 @@ mod tests {
         assert_eq!(values.len(), 2 * (SHARDS as usize + 1));
         assert!(condition.starts_with("#mt IN (:t0, :t1, "), "{condition}");
         assert!(condition.ends_with(":t17)"), "{condition}");
-        let wanted: Vec<&str> = values.iter().map(|(_, v)| v.as_str()).collect();
+        let wanted: Vec<&str> = values.iter().filter_map(|(_, v)| v.as_s().ok()).map(String::as_str).collect();
         assert!(wanted.contains(&"notify") && wanted.contains(&"notify#7") && wanted.contains(&"hello_world#0"));
         assert!(!wanted.contains(&"notify#8"));
     }

@@ -15,6 +15,7 @@ use rez_core::routing::primary_queue;
 use rez_core::status::Status;
 
 use crate::AwsStore;
+use crate::codec::s;
 use crate::messages::{
     DeadLetterInfo, modify, publish_and_mark_queued, record_from_item, status_listing, status_query,
 };
@@ -40,10 +41,11 @@ pub async fn sweep_created(store: &AwsStore, older_than: chrono::Duration, limit
     let cutoff = store.clock.now() - older_than;
     // Every id minted before the cutoff sorts below this one.
     let ceiling = MessageId::new(cutoff).as_str()[..MessageId::PREFIX.len() + 11].to_owned();
+    let mut query = status_query(store);
+    query.key("#id < :ceiling", &[("#id", "id")], vec![(":ceiling".into(), s(&ceiling))]);
     let listing =
-        status_listing("created", Status::Created, Order::OldestFirst, false, "dynamodb query created messages");
-    let build = |pk: &str| status_query(store, pk, Some(&ceiling));
-    let (items, _) = listing.page(limit, None, build).await?;
+        status_listing("created", Status::Created, query, Order::OldestFirst, "dynamodb query created messages");
+    let (items, _) = listing.page(&store.clients.dynamodb, limit, None).await?;
     let mut outcome = CreatedSweep::default();
     for item in &items {
         let rec = match record_from_item(item) {
