@@ -299,11 +299,10 @@ mod agent {
     use chrono::{NaiveDate, TimeDelta};
     use rez_core::agent::model::Usage;
     use rez_core::agent::money::Nanodollars;
-    use rez_core::agent::run::{AgentRequest, AgentRun, ChatExchange, Step, StepKind, ToolCall, tool_call_key};
+    use rez_core::agent::run::{AgentRun, ChatExchange, Step, StepKind, ToolCall, tool_call_key};
     use rez_core::agent::store::{BudgetReservation, Reserved, RunClaim, RunFilter};
     use rez_core::clock::Clock;
     use rez_core::id::{AttemptId, ChatSessionId, RunId};
-    use rez_core::message::CreatedBy;
     use rez_core::ports::StoreError;
 
     async fn damage(store: &LocalStore, sql: &'static str) {
@@ -336,15 +335,7 @@ mod agent {
     async fn an_unreadable_agent_row_is_corrupt_and_left_alone() {
         let store = fresh_store(false);
         let t = SystemClock.now();
-        let request = AgentRequest {
-            prompt: "book".into(),
-            course: None,
-            players: None,
-            auto_book: false,
-            notify: true,
-            approval: Default::default(),
-        };
-        let run = AgentRun::new(RunId::new(t), request, CreatedBy::Api, None, None, None, "anthropic", "m", t);
+        let run = rez_port_suite::agent::run_at(t);
         store.create_run(&run).await.expect("create");
         let attempt = AttemptId::new(t);
         let RunClaim::Claimed(mut run) =

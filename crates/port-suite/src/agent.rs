@@ -46,7 +46,8 @@ fn request(prompt: &str) -> AgentRequest {
     }
 }
 
-fn run_at(at: Timestamp) -> AgentRun {
+/// A queued run created at `at` (also for adapters' own tests).
+pub fn run_at(at: Timestamp) -> AgentRun {
     AgentRun::new(
         RunId::new(at),
         request("find a tee time on Saturday morning"),
@@ -80,7 +81,7 @@ fn usage(input: u64, output: u64) -> Usage {
 }
 
 /// A model turn asking for one tool call, every field set.
-fn model_step(index: u32, at: Timestamp) -> Step {
+pub fn model_step(index: u32, at: Timestamp) -> Step {
     Step {
         index,
         at,
@@ -104,7 +105,8 @@ fn model_step(index: u32, at: Timestamp) -> Step {
     }
 }
 
-fn tool_step(run: &RunId, index: u32, at: Timestamp) -> Step {
+/// The tool call that the model turn at `index - 1` asked for, not yet run.
+pub fn tool_step(run: &RunId, index: u32, at: Timestamp) -> Step {
     Step {
         index,
         at,
@@ -118,7 +120,8 @@ fn tool_step(run: &RunId, index: u32, at: Timestamp) -> Step {
     }
 }
 
-fn outcome(at: Timestamp) -> ToolOutcome {
+/// A tool call's successful outcome.
+pub fn outcome(at: Timestamp) -> ToolOutcome {
     ToolOutcome {
         text: "Saturday: dry, wind 8 mph".into(),
         structured: Some(serde_json::json!({"periods": [{"name": "Saturday", "precip": 0}]})),

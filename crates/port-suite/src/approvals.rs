@@ -25,7 +25,9 @@ fn now() -> Timestamp {
     Utc.timestamp_millis_opt(t.timestamp_millis()).single().expect("a valid timestamp")
 }
 
-fn approval(run: &RunId, step: u32, at: Timestamp) -> Approval {
+/// A pending approval of `run`'s booking at `step`, created at `at` (also for adapters'
+/// own tests).
+pub fn approval(run: &RunId, step: u32, at: Timestamp) -> Approval {
     Approval {
         id: ApprovalId::new(at),
         run_id: run.clone(),

@@ -7,64 +7,18 @@ use crate::common;
 use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate};
-use rez_core::agent::model::{ContentBlock, StopReason, Usage};
+use rez_core::agent::model::Usage;
 use rez_core::agent::money::Nanodollars;
-use rez_core::agent::run::{
-    AgentRequest, AgentRun, ChatExchange, ModelTurn, RunStatus, Step, StepKind, ToolCall, ToolOutcome, tool_call_key,
-};
+use rez_core::agent::run::{AgentRun, ChatExchange, RunStatus, StepKind, ToolOutcome};
 use rez_core::agent::store::{AgentStore, BudgetLedger, BudgetReservation, Reserved, RunClaim, RunFilter};
 use rez_core::clock::{Clock, SystemClock};
 use rez_core::id::{AttemptId, ChatSessionId, RunId, ScheduleId};
-use rez_core::message::CreatedBy;
 use rez_core::ports::StoreError;
 use rez_core::time::Timestamp;
-use serde_json::json;
+use rez_port_suite::agent::{model_step, run_at, tool_step};
 
 fn now() -> Timestamp {
     SystemClock.now()
-}
-
-fn run_at(at: Timestamp) -> AgentRun {
-    let request = AgentRequest {
-        prompt: "book".into(),
-        course: None,
-        players: None,
-        auto_book: false,
-        notify: true,
-        approval: Default::default(),
-    };
-    AgentRun::new(RunId::new(at), request, CreatedBy::Api, None, None, None, "bedrock", "claude-haiku-4-5", at)
-}
-
-fn turn(index: u32) -> Step {
-    Step {
-        index,
-        at: now(),
-        kind: StepKind::ModelTurn(ModelTurn {
-            model: "claude-haiku-4-5".into(),
-            request_bytes: 100,
-            content: vec![ContentBlock::Text { text: "hi".into() }],
-            stop_reason: StopReason::EndTurn,
-            usage: Usage { input_tokens: 10, output_tokens: 5, cache_read_tokens: 0, cache_write_tokens: 0 },
-            cost: Nanodollars(35),
-            latency_ms: 3,
-            attempts: 1,
-        }),
-    }
-}
-
-fn call(run: &RunId, index: u32) -> Step {
-    Step {
-        index,
-        at: now(),
-        kind: StepKind::ToolCall(ToolCall {
-            call_id: format!("tu_{index}"),
-            name: "list_courses".into(),
-            arguments: json!({}),
-            idempotency_key: tool_call_key(run, index),
-            outcome: None,
-        }),
-    }
 }
 
 fn outcome(text: &str) -> ToolOutcome {
@@ -112,17 +66,17 @@ async fn two_deliveries_of_one_run_never_both_take_a_step() {
     let loser = attempts.iter().find(|a| **a != owner).unwrap();
 
     // The loser's writes change nothing.
-    let err = s.append_step(&advanced(&stored), &turn(0), loser).await.unwrap_err();
+    let err = s.append_step(&advanced(&stored), &model_step(0, now()), loser).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     assert!(matches!(s.update_run(&stored, loser).await, Err(StoreError::Conflict(_))));
     assert!(s.steps(&run.id).await.unwrap().is_empty());
 
     // Two appends of one index by the owner: the second is refused.
     let one = advanced(&stored);
-    s.append_step(&one, &turn(0), &owner).await.unwrap();
-    assert!(matches!(s.append_step(&one, &turn(0), &owner).await, Err(StoreError::Conflict(_))));
+    s.append_step(&one, &model_step(0, now()), &owner).await.unwrap();
+    assert!(matches!(s.append_step(&one, &model_step(0, now()), &owner).await, Err(StoreError::Conflict(_))));
     let two = advanced(&one);
-    s.append_step(&two, &call(&run.id, 1), &owner).await.unwrap();
+    s.append_step(&two, &tool_step(&run.id, 1, now()), &owner).await.unwrap();
 
     // A tool outcome is stored once, only by the owner, only on a tool call.
     assert!(matches!(s.finish_tool_call(&run.id, 1, &outcome("x"), loser).await, Err(StoreError::Conflict(_))));
@@ -132,7 +86,7 @@ async fn two_deliveries_of_one_run_never_both_take_a_step() {
     assert!(matches!(s.finish_tool_call(&run.id, 7, &outcome("none"), &owner).await, Err(StoreError::NotFound(_))));
     let steps = s.steps(&run.id).await.unwrap();
     assert_eq!(steps.len(), 2);
-    assert_eq!((steps[0].index, &steps[0].kind), (0, &turn(0).kind));
+    assert_eq!((steps[0].index, &steps[0].kind), (0, &model_step(0, now()).kind));
     match &steps[1].kind {
         StepKind::ToolCall(c) => assert_eq!(c.outcome.as_ref().unwrap().text, "courses"),
         other => panic!("{other:?}"),
@@ -178,8 +132,8 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_is_locked_out() {
             other => panic!("{other:?}"),
         };
     assert_eq!(taken.lease.as_ref().unwrap().attempt, second);
-    assert!(matches!(s.append_step(&advanced(&r), &turn(0), &first).await, Err(StoreError::Conflict(_))));
-    s.append_step(&advanced(&taken), &turn(0), &second).await.unwrap();
+    assert!(matches!(s.append_step(&advanced(&r), &model_step(0, now()), &first).await, Err(StoreError::Conflict(_))));
+    s.append_step(&advanced(&taken), &model_step(0, now()), &second).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,7 +146,7 @@ async fn a_cancel_request_survives_the_workers_writes_and_ends_a_queued_run_at_o
     let flagged = s.request_cancel(&running.id, now()).await.unwrap().unwrap();
     assert_eq!((flagged.status, flagged.cancel_requested), (RunStatus::Running, true));
     // The worker still holds its copy without the flag; its write does not clear it.
-    s.append_step(&advanced(&r), &turn(0), &me).await.unwrap();
+    s.append_step(&advanced(&r), &model_step(0, now()), &me).await.unwrap();
     s.update_run(&advanced(&r), &me).await.unwrap();
     assert!(s.get_run(&running.id).await.unwrap().unwrap().cancel_requested);
 

@@ -7,32 +7,10 @@ use crate::common;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{TimeDelta, Utc};
-use rez_core::agent::approval::{Approval, ApprovalState, ApprovalStore};
-use rez_core::agent::run::tool_call_key;
-use rez_core::id::{ApprovalId, RunId};
-use serde_json::json;
-
-fn approval(run: &RunId, step: u32) -> Approval {
-    let at = Utc::now();
-    Approval {
-        id: ApprovalId::new(at),
-        run_id: run.clone(),
-        step,
-        tool: "golf_book_tee_time".into(),
-        arguments: json!({"course": "birdsfoot", "tee_sheet_id": 701, "players": 4}),
-        idempotency_key: tool_call_key(run, step),
-        summary: "Book Birdsfoot".into(),
-        state: ApprovalState::Pending,
-        created_at: at,
-        expires_at: at + TimeDelta::hours(2),
-        decided_at: None,
-        decided_by: None,
-        approve_token_hash: String::new(),
-        decline_token_hash: String::new(),
-        asked_at: None,
-    }
-}
+use chrono::Utc;
+use rez_core::agent::approval::ApprovalStore;
+use rez_core::id::RunId;
+use rez_port_suite::approvals::approval;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_created_by_ten_deliveries_at_once_has_one_approval() {
@@ -40,7 +18,7 @@ async fn a_step_created_by_ten_deliveries_at_once_has_one_approval() {
     let run = RunId::new(Utc::now());
     let tasks: Vec<_> = (0..10)
         .map(|_| {
-            let (store, a) = (store.clone(), approval(&run, 4));
+            let (store, a) = (store.clone(), approval(&run, 4, Utc::now()));
             tokio::spawn(async move { store.create_approval(&a).await.unwrap() })
         })
         .collect();
@@ -58,7 +36,7 @@ async fn a_step_created_by_ten_deliveries_at_once_has_one_approval() {
 async fn token_hashes_are_kept_beside_the_document_not_in_it() {
     let store = common::store().await;
     let run = RunId::new(Utc::now());
-    let (a, _) = store.create_approval(&approval(&run, 1)).await.unwrap();
+    let (a, _) = store.create_approval(&approval(&run, 1, Utc::now())).await.unwrap();
     let (approve, decline) = ("a".repeat(64), "d".repeat(64));
     store.record_ask(&a.id, &approve, &decline, Utc::now()).await.unwrap();
     let item = store
