@@ -18,17 +18,10 @@ const WAIT: Duration = Duration::from_secs(30);
 const KEY: &str = "sk-ant-test-key";
 
 async fn rig(model: &FakeModel, extra: &[(&str, &str)]) -> WorldRig {
-    let base = model.anthropic_base_url();
+    let agent = common::agent_env(model, KEY);
     // The first of two values of a variable wins: `extra` before the defaults.
     let mut env = extra.to_vec();
-    env.extend_from_slice(&[
-        ("REZ_AGENT_PROVIDER", "anthropic"),
-        ("REZ_AGENT_MODEL", "claude-sonnet-4-5"),
-        ("REZ_ANTHROPIC_API_KEY", KEY),
-        ("REZ_ANTHROPIC_BASE_URL", base.as_str()),
-        ("REZ_AGENT_RETRY_BASE_MS", "20"),
-    ]);
-    model.expect_key(KEY);
+    env.extend(agent.iter().map(|(k, v)| (*k, v.as_str())));
     common::world_with(&env).await
 }
 

@@ -42,10 +42,7 @@ async fn spawn(w: &World) -> (Child, String) {
         .env("REZ_GOLF_LEASE_SECS", "3")
         .env("REZ_GOLF_VERIFY_SCHEDULE", "1,2,4,8")
         .env("REZ_GOLF_VERIFY_MAX_WAIT_SECS", "0.5")
-        .env("REZ_AGENT_PROVIDER", "anthropic")
-        .env("REZ_AGENT_MODEL", "claude-sonnet-4-5")
-        .env("REZ_ANTHROPIC_API_KEY", MODEL_KEY)
-        .env("REZ_ANTHROPIC_BASE_URL", w.model.anthropic_base_url())
+        .envs(common::agent_env(&w.model, MODEL_KEY))
         .env("REZ_AGENT_LEASE_SECS", "3")
         .env("REZ_LOG", "warn")
         .stdout(Stdio::piped())
@@ -86,7 +83,6 @@ async fn world() -> World {
     // The reserve is carried out, then the connection drops: the booking's outcome is
     // uncertain, so its web action keeps looking for the reservation — the kill lands there.
     w.golf.fail_times(GolfStep::Reserve, GolfFault::DropAfter, 1);
-    w.model.expect_key(MODEL_KEY);
     w
 }
 

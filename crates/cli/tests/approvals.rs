@@ -20,17 +20,10 @@ const KEY: &str = "sk-ant-approvals";
 const PUBLIC: &str = "https://rez.example.net/base/";
 
 async fn rig(model: &FakeModel, extra: &[(&str, &str)]) -> WorldRig {
-    let base = model.anthropic_base_url();
+    let agent = common::agent_env(model, KEY);
     let mut env = extra.to_vec();
-    env.extend_from_slice(&[
-        ("REZ_AGENT_PROVIDER", "anthropic"),
-        ("REZ_AGENT_MODEL", "claude-sonnet-4-5"),
-        ("REZ_ANTHROPIC_API_KEY", KEY),
-        ("REZ_ANTHROPIC_BASE_URL", base.as_str()),
-        ("REZ_AGENT_RETRY_BASE_MS", "20"),
-        ("REZ_PUBLIC_URL", PUBLIC),
-    ]);
-    model.expect_key(KEY);
+    env.extend(agent.iter().map(|(k, v)| (*k, v.as_str())));
+    env.push(("REZ_PUBLIC_URL", PUBLIC));
     common::world_with(&env).await
 }
 

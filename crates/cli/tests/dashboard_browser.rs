@@ -342,22 +342,15 @@ async fn chat_with_the_fake_model_shows_the_steps_and_the_answers_of_a_session()
     }
     const KEY: &str = "sk-ant-test-key";
     let model = FakeModel::start().await;
-    model.expect_key(KEY);
     model.set_latency(Duration::from_millis(1500));
     model.script([
         FakeTurn::tool_call("get_weather_forecast", json!({"course": "birdsfoot", "days": 1})),
         FakeTurn::text("Dry and mild tomorrow at Birdsfoot."),
         FakeTurn::text("The day after looks dry too."),
     ]);
-    let base = model.anthropic_base_url();
-    let mut r = common::world_with(&[
-        ("REZ_AGENT_PROVIDER", "anthropic"),
-        ("REZ_AGENT_MODEL", "claude-sonnet-4-5"),
-        ("REZ_ANTHROPIC_API_KEY", KEY),
-        ("REZ_ANTHROPIC_BASE_URL", base.as_str()),
-        ("REZ_AGENT_RETRY_BASE_MS", "20"),
-    ])
-    .await;
+    let agent = common::agent_env(&model, KEY);
+    let env: Vec<(&str, &str)> = agent.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut r = common::world_with(&env).await;
     let b = Browser::start().await;
     b.sign_in(&r.t.base, ADMIN_KEY).await;
     b.goto(&r.t.url("/agent/chat")).await;

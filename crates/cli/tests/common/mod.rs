@@ -7,10 +7,24 @@ use std::time::Duration;
 
 use rez_cli::config::Config;
 use rez_cli::serve::Server;
+use rez_testkit::model::FakeModel;
 use rez_testkit::ntfy::FakeNtfy;
 use serde_json::Value;
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+/// The agent's settings for `model`'s Anthropic endpoint with `key`, which the fake then
+/// requires; model retries start at 20 ms.
+pub fn agent_env(model: &FakeModel, key: &str) -> Vec<(&'static str, String)> {
+    model.expect_key(key);
+    vec![
+        ("REZ_AGENT_PROVIDER", "anthropic".to_owned()),
+        ("REZ_AGENT_MODEL", "claude-sonnet-4-5".to_owned()),
+        ("REZ_ANTHROPIC_API_KEY", key.to_owned()),
+        ("REZ_ANTHROPIC_BASE_URL", model.anthropic_base_url()),
+        ("REZ_AGENT_RETRY_BASE_MS", "20".to_owned()),
+    ]
+}
 
 pub struct TestServer {
     pub server: Option<Server>,
