@@ -51,14 +51,7 @@ impl BedrockModel {
     /// A client for a Converse endpoint at `endpoint` (an emulator or a fake) with fixed
     /// test credentials.
     pub async fn for_endpoint(endpoint: &str, region: &str, timeout: Duration) -> Self {
-        let creds = aws_sdk_bedrockruntime::config::Credentials::new("testing", "testing", None, None, "rez-static");
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(aws_config::Region::new(region.to_owned()))
-            .credentials_provider(creds)
-            .load()
-            .await;
-        Self::new(&config, timeout)
+        Self::new(&crate::clients::endpoint_config(endpoint, region, "testing", "testing").await, timeout)
     }
 }
 

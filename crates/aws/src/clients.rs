@@ -42,19 +42,29 @@ impl Clients {
     /// Clients for an emulator at `endpoint` signing as the given access key (an
     /// emulator that enforces IAM knows its users by their keys).
     pub async fn for_endpoint_as(endpoint: &str, region: &str, access_key_id: &str, secret_access_key: &str) -> Self {
-        let creds = aws_sdk_dynamodb::config::Credentials::new(
-            access_key_id.to_owned(),
-            secret_access_key.to_owned(),
-            None,
-            None,
-            "rez-static",
-        );
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(aws_config::Region::new(region.to_owned()))
-            .credentials_provider(creds)
-            .load()
-            .await;
-        Self::from_config(&config)
+        Self::from_config(&endpoint_config(endpoint, region, access_key_id, secret_access_key).await)
     }
+}
+
+/// The configuration of clients for an emulator or a fake at `endpoint`, signing with a
+/// fixed access key.
+pub async fn endpoint_config(
+    endpoint: &str,
+    region: &str,
+    access_key_id: &str,
+    secret_access_key: &str,
+) -> aws_config::SdkConfig {
+    let creds = aws_sdk_dynamodb::config::Credentials::new(
+        access_key_id.to_owned(),
+        secret_access_key.to_owned(),
+        None,
+        None,
+        "rez-static",
+    );
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(region.to_owned()))
+        .credentials_provider(creds)
+        .load()
+        .await
 }
